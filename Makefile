@@ -1,0 +1,23 @@
+# Everything a fresh clone needs: `make demo` and `make test` set themselves up.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(STAMP)  ## create .venv with the pinned dependencies and verify the model
+	$(PY) scripts/fetch_model.py
+
+demo: setup  ## cut out the example photos into demo-output/
+	$(PY) -m handler examples/ -o demo-output/
+	@echo "cut-outs written to demo-output/"
+
+test: setup  ## run the whole test suite
+	$(PY) -m pytest

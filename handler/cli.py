@@ -1,0 +1,128 @@
+"""The local CLI: cut out files or whole folders with the same pipeline as the Lambda.
+
+    python -m handler photo.jpg -o cutout.png
+    python -m handler photos/ -o cutouts/ --background '#ffffff' --format jpeg
+    python -m handler photo.jpg -o mask.png --mask
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import InvalidOption, ServiceError
+from .options import Options
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m handler",
+        description="Cut the salient subject out of photos with U²-NetP.",
+        epilog="example: python -m handler photos/ -o cutouts/ --crop --max-size 1024",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders (folders are walked recursively)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output file (one input file) or folder, e.g. -o out/")
+    parser.add_argument("--format", default="png", help="png (default), webp, or jpeg with --background or --mask; e.g. --format webp")
+    parser.add_argument("--mask", action="store_true", help="write the greyscale mask instead of the cut-out")
+    parser.add_argument("--background", metavar="COLOR", help="composite onto a solid colour instead of transparency, e.g. --background '#ffffff'")
+    parser.add_argument("--crop", action="store_true", help="crop to the subject's bounding box plus a small margin")
+    parser.add_argument("--max-size", type=int, metavar="N", help="longest side of the output in pixels, e.g. --max-size 1024")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True, help="refine mask edges at full resolution, guided by the photo (default: on)")
+    parser.add_argument("--hard", action="store_true", help="snap near-0 and near-1 mask values for crisp product cut-outs")
+    parser.add_argument("--model", type=Path, help="path of the ONNX model (default: MODEL_PATH or the bundled u2netp.onnx)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_options(args: argparse.Namespace) -> Options:
+    return Options.parse(
+        {
+            "format": args.format,
+            "mask": args.mask,
+            "background": args.background,
+            "crop": args.crop,
+            "max_size": args.max_size,
+            "refine": args.refine,
+            "hard": args.hard,
+        }
+    )
+
+
+def plan(inputs: list[Path], output: Path, extension: str) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: folders mirror their tree under ``output``."""
+    single_file = len(inputs) == 1 and inputs[0].is_file()
+    if single_file and not output.is_dir() and output.suffix:
+        return [(inputs[0], output)]
+    pairs = []
+    for source in inputs:
+        if source.is_dir():
+            for path in sorted(source.rglob("*")):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                    pairs.append((path, output / path.relative_to(source).with_suffix(extension)))
+        else:
+            pairs.append((source, output / (source.stem + extension)))
+    return pairs
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}")
+        if done == total:
+            sys.stderr.write("\n")
+    else:
+        sys.stderr.write(f"[{done}/{total}] {name}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = parse_options(args)
+    except InvalidOption as error:
+        parser.error(error.message)
+    missing = [str(path) for path in args.inputs if not path.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
+    pairs = plan(args.inputs, args.output, EXTENSIONS[options.format])
+    if not pairs:
+        parser.error("no images found in the inputs")
+
+    # Heavy imports only once there is work to do: --help and --version stay instant.
+    from .pipeline import remove_background
+    from .segmenter import Segmenter
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    segmenter = Segmenter(args.model or settings.model_path, threads=settings.threads)
+    failures: list[tuple[Path, str]] = []
+    written: dict[Path, Path] = {}
+    started = time.perf_counter()
+    for done, (source, destination) in enumerate(pairs, start=1):
+        try:
+            if destination in written:
+                raise ServiceError(f"would overwrite the result of {written[destination]}")
+            result = remove_background(source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(result.data)
+            written[destination] = source
+        except ServiceError as error:
+            failures.append((source, error.message))
+        except OSError as error:
+            failures.append((source, f"{error.strerror or 'cannot read or write'}: {error.filename or source}"))
+        _progress(done, len(pairs), source.name)
+    elapsed = time.perf_counter() - started
+    for source, reason in failures:
+        print(f"failed: {source}: {reason}", file=sys.stderr)
+    print(
+        f"done {len(pairs) - len(failures)}, failed {len(failures)}, "
+        f"{elapsed:.2f} s in all, {elapsed / len(pairs):.3f} s per image -> {args.output}"
+    )
+    return 1 if failures else 0

@@ -1,0 +1,67 @@
+"""Errors the service raises on purpose: each carries its HTTP status and a stable code.
+
+Entry points map them once: the API to a JSON error response, the CLI to a message
+and exit status 1, the queue worker to a batch item failure.
+"""
+
+
+class ServiceError(Exception):
+    """Base class: an expected failure with an HTTP status and a machine-readable code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(ServiceError):
+    """The request itself is malformed: bad JSON, bad base64, a missing field."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidOption(BadRequest):
+    """An option is unknown or has a value outside its rule."""
+
+    code = "invalid_option"
+
+
+class BucketNotAllowed(ServiceError):
+    """The request names an S3 bucket outside INPUT_BUCKETS."""
+
+    status = 403
+    code = "bucket_not_allowed"
+
+
+class ObjectNotFound(ServiceError):
+    """The referenced S3 object does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class TooLarge(ServiceError):
+    """Too many bytes, too many pixels, or a result too large to return inline."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    """The bytes are not an image in a format the service reads."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UndecodableImage(ServiceError):
+    """The bytes start like a supported image but cannot be decoded (truncated, corrupt)."""
+
+    status = 422
+    code = "undecodable_image"

@@ -1,0 +1,167 @@
+"""Decode untrusted image bytes, shape the mask, compose the output and encode it.
+
+Pure image functions: bytes or arrays in, new arrays or bytes out. Nothing here knows
+about the model or about AWS.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
+from .png import encode_png
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+WEBP_MAX_SIDE = 16383
+CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
+CROP_MARGIN = 0.02  # of the subject box's longer side
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+# Decoding errors are typed by the checks below; Pillow's own warning adds nothing.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def _register_heif_if_needed(data: bytes) -> None:
+    """Load pillow-heif only for HEIF/HEIC bytes: most requests never pay its import."""
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit and float greyscale to 8 bits (converting would clamp at 255)."""
+    pixels = np.asarray(image, dtype=np.float32)
+    if image.mode == "F":
+        scale = 255.0 if pixels.max() <= 1.0 else 255.0 / 65535.0
+    else:
+        scale = 255.0 / 65535.0 if pixels.max() > 255 else 1.0
+    return Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8))
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """RGB, or RGBA where the source has transparency: the only modes past this point."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        image = _to_eight_bit(image)
+    if _has_transparency(image):
+        return image if image.mode == "RGBA" else image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode image bytes into an upright RGB or RGBA image (first frame of animations).
+
+    Checks cheap facts first: that there are bytes, that the header is a supported format,
+    that its pixel count is within ``max_pixels``; only then decodes.
+    """
+    if not data:
+        raise UnsupportedMediaType("the body is empty: send the bytes of a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
+    _register_heif_if_needed(data)
+    try:
+        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType(
+            "the body is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"
+        ) from None
+    except Image.DecompressionBombError:
+        raise TooLarge(f"the image has more than {max_pixels:,} pixels") from None
+    except Exception:  # a header that identifies a format and then breaks its parser
+        raise UndecodableImage("the image header is corrupt") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooLarge(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
+    if width == 0 or height == 0:
+        raise UndecodableImage(f"the image is {width}x{height}: it has no pixels")
+    try:
+        image.load()
+        return _normalise_mode(ImageOps.exif_transpose(image))
+    except Exception:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
+        raise UndecodableImage(f"the {image.format} image is truncated or corrupt and cannot be decoded") from None
+
+
+def flatten(image: Image.Image, colour: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """An RGB image: RGBA is composited onto ``colour``, RGB is returned as is."""
+    if image.mode != "RGBA":
+        return image
+    background = Image.new("RGB", image.size, colour)
+    background.paste(image, mask=image.getchannel("A"))
+    return background
+
+
+def combine_alpha(mask: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The mask limited by the source's own transparency (both uint8, same shape)."""
+    return ((mask.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
+
+
+def harden(mask: np.ndarray, *, low: int = 26, high: int = 230) -> np.ndarray:
+    """Snap mask values at or below ``low`` to 0 and at or above ``high`` to 255.
+
+    The defaults (about 10% and 90%) keep soft edges soft and make the rest crisp;
+    values in between are stretched to 0-255 linearly.
+    """
+    stretched = (mask.astype(np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
+
+
+def subject_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) around the subject plus a small margin, or None if empty."""
+    solid = mask > CROP_THRESHOLD
+    rows = np.flatnonzero(solid.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(solid.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    margin = max(2, round(CROP_MARGIN * max(bottom - top, right - left)))
+    height, width = mask.shape
+    return (max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin))
+
+
+def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The size scaled down, keeping the aspect ratio, so its longer side is at most ``max_side``."""
+    width, height = size
+    scale = max_side / max(width, height)
+    if scale >= 1:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """HxWx4 RGBA from HxWx3 colour and HxW alpha; fully transparent pixels get RGB 0.
+
+    Zeroed RGB under alpha 0 is invisible and roughly halves the PNG.
+    """
+    rgba = np.empty(alpha.shape + (4,), dtype=np.uint8)
+    np.multiply(rgb, (alpha > 0)[..., np.newaxis], out=rgba[..., :3], casting="unsafe")
+    rgba[..., 3] = alpha
+    return rgba
+
+
+def on_background(rgb: np.ndarray, alpha: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """HxWx3 RGB: the colour image over a solid background, weighted by alpha."""
+    foreground = Image.fromarray(rgb)
+    background = Image.new("RGB", foreground.size, colour)
+    background.paste(foreground, mask=Image.fromarray(alpha))
+    return np.asarray(background)
+
+
+def encode(pixels: np.ndarray, image_format: str) -> bytes:
+    """Encode an HxW, HxWx3 or HxWx4 uint8 array as png, webp or jpeg."""
+    if image_format == "png":
+        return encode_png(pixels)
+    height, width = pixels.shape[:2]
+    if image_format == "webp" and max(width, height) > WEBP_MAX_SIDE:
+        raise TooLarge(f"WebP holds at most {WEBP_MAX_SIDE} pixels a side, the output is {width}x{height}: use max_size or png")
+    buffer = io.BytesIO()
+    if image_format == "webp":
+        Image.fromarray(pixels).save(buffer, format="WEBP", quality=90, method=4)
+    else:
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()

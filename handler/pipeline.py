@@ -1,0 +1,65 @@
+"""Bytes and Options in, an encoded Result out: decode, segment, shape the mask, compose, encode.
+
+Every entry point (CLI, API, S3, queue) calls ``remove_background`` with the same Options.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import imaging
+from .options import Options
+from .segmenter import Segmenter
+
+
+@dataclass(frozen=True)
+class Result:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    input_pixels: int
+
+    @property
+    def media_type(self) -> str:
+        return imaging.MEDIA_TYPES[self.format]
+
+
+def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
+    """Cut the salient subject out of encoded image bytes."""
+    image = imaging.decode(data, max_pixels=max_pixels)
+    rgb_image = imaging.flatten(image)
+    mask = segmenter.predict(rgb_image)
+    if options.hard:
+        mask = imaging.harden(mask)
+    if image.mode == "RGBA":
+        mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
+    rgb = np.asarray(rgb_image)
+
+    if options.crop and (box := imaging.subject_box(mask)) is not None:
+        left, top, right, bottom = box
+        rgb, mask = rgb[top:bottom, left:right], mask[top:bottom, left:right]
+    if options.max_size:
+        size = imaging.fit_within((mask.shape[1], mask.shape[0]), options.max_size)
+        if size != (mask.shape[1], mask.shape[0]):
+            rgb, mask = _shrink(rgb, size), _shrink(mask, size)
+
+    if options.mask:
+        pixels = mask
+    elif options.background is not None:
+        pixels = imaging.on_background(rgb, mask, options.background)
+    else:
+        pixels = imaging.cutout(rgb, mask)
+    height, width = pixels.shape[:2]
+    return Result(
+        data=imaging.encode(pixels, options.format),
+        format=options.format,
+        width=width,
+        height=height,
+        input_pixels=image.width * image.height,
+    )

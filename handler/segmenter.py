@@ -1,0 +1,68 @@
+"""U²-NetP salient-object segmentation with ONNX Runtime: image in, mask at source size out.
+
+The recipe follows U-2-Net's ``u2net_test.py``: 320x320 input, divide by the maximum,
+ImageNet mean/std, output 0 (the fused map) min-max normalised, bilinear back to the
+source size. One change: the downscale to 320x320 is antialiased (box reduce, then
+LANCZOS), because the recipe was written for ~400x300 benchmark images and a point-sampled
+downscale of a 12 MP photo aliases badly enough to flip the mask.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+INPUT_SIZE = 320
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MODEL_NAME = "u2netp"
+
+
+def model_input(image: Image.Image) -> np.ndarray:
+    """The 1x3x320x320 float32 tensor for an RGB image of any size."""
+    small = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    pixels = np.asarray(small, dtype=np.float32)
+    pixels /= max(float(pixels.max()), 1e-6)
+    pixels -= MEAN
+    pixels /= STD
+    return pixels.transpose(2, 0, 1)[np.newaxis].copy()
+
+
+def normalise(prediction: np.ndarray) -> np.ndarray:
+    """Min-max normalise the fused map to [0, 1].
+
+    A flat map carries no ranking to stretch, so it is kept as the sigmoid gave it
+    instead of dividing by zero.
+    """
+    low, high = float(prediction.min()), float(prediction.max())
+    if high - low < 1e-6:
+        return np.clip(prediction, 0.0, 1.0)
+    return (prediction - low) / (high - low)
+
+
+class Segmenter:
+    """One ONNX Runtime session over the U²-NetP model, built once per process."""
+
+    def __init__(self, model_path: Path, *, threads: int):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Without a memory pattern the arena stops growing with each new shape plan:
+        # steady-state RSS ~350 MB instead of ~545 MB, at no measured speed cost.
+        options.enable_mem_pattern = False
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._input_name = self._session.get_inputs()[0].name
+        self._fused_output = self._session.get_outputs()[0].name
+
+    def predict_small(self, image: Image.Image) -> np.ndarray:
+        """The 320x320 float32 saliency map in [0, 1] for an RGB image."""
+        (prediction,) = self._session.run([self._fused_output], {self._input_name: model_input(image)})
+        return normalise(prediction[0, 0])
+
+    def predict(self, image: Image.Image) -> np.ndarray:
+        """The uint8 mask (0 background, 255 subject) at the image's own size."""
+        small = self.predict_small(image)
+        mask = Image.fromarray(np.rint(small * 255).astype(np.uint8))
+        return np.asarray(mask.resize(image.size, Image.Resampling.BILINEAR))
