@@ -1,0 +1,90 @@
+"""Shared image helpers: make test images in any mode, encode them, compare masks."""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> Image.Image:
+    """One of the public-domain photos in examples/, as RGB, optionally resized."""
+    image = Image.open(EXAMPLES / f"{name}.jpg").convert("RGB")
+    return image.resize(size, Image.Resampling.LANCZOS) if size else image
+
+
+def make_image(mode: str, size: tuple[int, int] = (96, 64)) -> Image.Image:
+    """A small image in ``mode``: a bright disc (the subject) on a darker gradient.
+
+    Modes with alpha get a transparent left quarter; P is quantised from RGB; I;16 is
+    greyscale scaled to the full 16-bit range.
+    """
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    disc = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 3) ** 2
+    rgb = np.stack([x * 200 // width, y * 200 // height, np.full_like(x, 60)], axis=-1).astype(np.uint8)
+    rgb[disc] = (250, 220, 40)
+    alpha = np.where(x < width // 4, 0, 255).astype(np.uint8)
+    rgba = Image.fromarray(np.dstack([rgb, alpha]))
+    if mode == "I;16":
+        grey = np.asarray(rgba.convert("L"), dtype=np.uint16) * 257
+        return Image.fromarray(grey)
+    if mode == "P":
+        return rgba.convert("RGB").quantize(64)
+    if mode in ("RGBA", "LA"):
+        return rgba.convert(mode)
+    return rgba.convert("RGB").convert(mode)
+
+
+def encode(image: Image.Image, image_format: str, **kwargs) -> bytes:
+    """The image saved by Pillow in ``image_format`` (HEIF needs pillow-heif's opener)."""
+    if image_format.upper() in ("HEIF", "HEIC"):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        image_format = "HEIF"
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **kwargs)
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def raw_png(width: int, height: int, *, bit_depth: int, colour_type: int, idat: bytes) -> bytes:
+    """A PNG written chunk by chunk: for what Pillow cannot save (16-bit RGB, lying headers)."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def png16(pixels: np.ndarray) -> bytes:
+    """A 16-bit greyscale (HxW) or RGB (HxWx3) PNG of a uint16 array."""
+    height, width = pixels.shape[:2]
+    rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
+    filtered = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 on every row
+    return raw_png(width, height, bit_depth=16, colour_type=2 if pixels.ndim == 3 else 0, idat=zlib.compress(filtered.tobytes()))
+
+
+def open_result(data: bytes) -> Image.Image:
+    """Decode an output image and check it was fully readable."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def mask_mae(a, b) -> float:
+    """Mean absolute difference of two masks (arrays or images) in 0..1 units."""
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    assert a.shape == b.shape, f"mask shapes differ: {a.shape} vs {b.shape}"
+    return float(np.abs(a - b).mean() / 255.0)
+
+
+def assert_masks_close(a, b, max_mae: float) -> None:
+    """Masks of the same shape whose mean absolute difference is at most ``max_mae`` (0..1)."""
+    difference = mask_mae(a, b)
+    assert difference <= max_mae, f"mask MAE {difference:.4f} exceeds {max_mae}"

@@ -1,0 +1,297 @@
+"""Decoding untrusted bytes: every format by content, every colour mode, EXIF orientation,
+size limits, and a typed error (never another exception) for everything that is not an image."""
+
+import zlib
+
+import numpy as np
+import pytest
+from helpers import assert_masks_close, encode, example_photo, make_image, open_result, png16, raw_png
+from PIL import Image
+
+from handler import imaging
+from handler.errors import ServiceError, TooLarge, UndecodableImage, UnsupportedMediaType
+from handler.options import Options
+from handler.pipeline import remove_background
+
+LIMIT = 40_000_000
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
+# What each EXIF orientation means as a transpose of the stored pixels (EXIF 2.32, Pillow's table).
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+UNDO = {**ORIENTATIONS, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def decode(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
+    return imaging.decode(data, max_pixels=max_pixels)
+
+
+def mask_of(data: bytes, segmenter) -> np.ndarray:
+    result = remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=LIMIT)
+    return np.asarray(open_result(result.data))
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    # Not square, and a multiple of 16 on both sides so JPEG blocks line up after any transpose.
+    return example_photo("astronaut").crop((32, 64, 480, 384)).resize((224, 160), Image.Resampling.LANCZOS)
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_every_format_decodes_to_upright_rgb(photo, image_format):
+    image = decode(encode(photo, image_format))
+
+    assert image.mode == "RGB"
+    assert image.size == photo.size
+    # GIF quantises to 256 colours and JPEG/WebP/HEIC are lossy: close to the photo, not equal.
+    difference = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(photo, dtype=np.int16)).mean()
+    assert difference < 8, f"{image_format} decoded {difference:.1f} levels away from the photo"
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_format_is_recognised_by_content_not_name(tmp_path, photo, image_format):
+    # A file named .jpg that holds another format: decode never looks at names, only bytes.
+    path = tmp_path / "misnamed.jpg"
+    path.write_bytes(encode(photo, image_format))
+
+    assert decode(path.read_bytes()).size == photo.size
+
+
+def test_animated_gif_gives_its_first_frame():
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    image = decode(data)
+
+    assert image.size == (40, 30)
+    assert tuple(np.asarray(image)[15, 20]) == (250, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "mode, image_format, expected_mode",
+    [
+        ("CMYK", "JPEG", "RGB"),
+        ("L", "PNG", "RGB"),
+        ("L", "JPEG", "RGB"),
+        ("1", "PNG", "RGB"),
+        ("P", "PNG", "RGB"),
+        ("P", "GIF", "RGB"),
+        ("I;16", "PNG", "RGB"),
+        ("I;16", "TIFF", "RGB"),
+        ("LA", "PNG", "RGBA"),
+        ("RGBA", "PNG", "RGBA"),
+        ("RGBA", "WEBP", "RGBA"),
+        ("RGBA", "TIFF", "RGBA"),
+    ],
+)
+def test_every_colour_mode_becomes_rgb_or_rgba(mode, image_format, expected_mode):
+    source = make_image(mode)
+
+    image = decode(encode(source, image_format))
+
+    assert image.mode == expected_mode
+    assert image.size == source.size
+
+
+def test_cmyk_jpeg_keeps_its_colours():
+    source = make_image("RGB")
+
+    image = decode(encode(source.convert("CMYK"), "JPEG", quality=95))
+
+    difference = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(source, dtype=np.int16)).mean()
+    assert difference < 6
+
+
+def test_palette_with_transparency_becomes_rgba_with_that_colour_transparent():
+    source = make_image("P")
+    corner_index = source.getpixel((0, 0))
+
+    image = decode(encode(source, "PNG", transparency=corner_index))
+
+    assert image.mode == "RGBA"
+    alpha = np.asarray(image.getchannel("A"))
+    expected = (np.asarray(source) != corner_index) * 255
+    assert np.array_equal(alpha, expected)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clamped():
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (8, 1))
+
+    grey = np.asarray(decode(png16(ramp)))[..., 0]
+
+    assert np.abs(grey.astype(int) - np.arange(256)).max() <= 1
+
+
+def test_dark_sixteen_bit_grey_stays_dark():
+    # Regression: the scale was guessed from the brightest pixel, so a 16-bit image whose
+    # values were all below 256 was taken for 8-bit and came out 257 times too bright.
+    dark = np.tile(np.arange(0, 256, dtype=np.uint16), (8, 1))
+
+    grey = np.asarray(decode(png16(dark)))[..., 0]
+
+    assert grey.max() <= 1
+
+
+def test_sixteen_bit_rgb_keeps_its_colours(photo):
+    pixels = np.asarray(photo, dtype=np.uint16) * 257
+
+    image = decode(png16(pixels))
+
+    assert image.mode == "RGB"
+    assert np.abs(np.asarray(image, dtype=np.int16) - np.asarray(photo, dtype=np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize("channels", ["grey", "rgb"])
+def test_sixteen_bit_png_mask_matches_its_eight_bit_twin(segmenter, photo, channels):
+    eight = photo.convert("L") if channels == "grey" else photo
+    sixteen = np.asarray(eight, dtype=np.uint16) * 256 + 127  # the low byte carries information too
+
+    assert_masks_close(mask_of(png16(sixteen), segmenter), mask_of(encode(eight, "PNG"), segmenter), 0.01)
+
+
+def test_rgba_transparent_pixels_stay_transparent_in_the_cutout(segmenter, photo):
+    source = photo.convert("RGBA")
+    alpha = np.full((photo.height, photo.width), 255, np.uint8)
+    alpha[:, : photo.width // 3] = 0
+    source.putalpha(Image.fromarray(alpha))
+
+    result = remove_background(encode(source, "PNG"), Options(), segmenter=segmenter, max_pixels=LIMIT)
+
+    cutout = np.asarray(open_result(result.data))
+    assert cutout.shape == (photo.height, photo.width, 4)
+    assert not cutout[:, : photo.width // 3].any(), "transparent source pixels must stay transparent (and RGB 0)"
+
+
+def _stored_with_orientation(photo: Image.Image, orientation: int) -> bytes:
+    """A JPEG whose pixels are stored the way a camera with this orientation stores them."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(photo.transpose(UNDO[orientation]), "JPEG", quality=95, exif=exif)
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+def test_exif_orientation_is_applied(photo, orientation):
+    upright = decode(encode(photo, "JPEG", quality=95))
+
+    image = decode(_stored_with_orientation(photo, orientation))
+
+    assert image.size == photo.size
+    difference = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(upright, dtype=np.int16)).mean()
+    assert difference < 2, f"orientation {orientation}: {difference:.1f} levels away from the upright photo"
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo, orientation):
+    upright = mask_of(encode(photo, "JPEG", quality=95), segmenter)
+
+    mask = mask_of(_stored_with_orientation(photo, orientation), segmenter)
+
+    assert mask.shape == upright.shape
+    assert_masks_close(mask, upright, 0.01)
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+def test_exif_orientation_is_applied_once(photo, orientation):
+    # The orientation tag is dropped once applied: re-saving with the decoded image's EXIF
+    # and decoding again must not turn the photo a second time.
+    once = decode(_stored_with_orientation(photo, orientation))
+
+    twice = decode(encode(once, "JPEG", quality=95, exif=once.getexif()))
+
+    assert twice.size == once.size
+    assert np.abs(np.asarray(twice, dtype=np.int16) - np.asarray(once, dtype=np.int16)).mean() < 2
+
+
+def test_decompression_bomb_in_a_tiny_png_is_too_large():
+    # 20000x20000 declared in the header, no pixel data: rejected from the header alone.
+    data = raw_png(20000, 20000, bit_depth=8, colour_type=0, idat=zlib.compress(b""))
+    assert len(data) < 100
+
+    with pytest.raises(TooLarge) as raised:
+        decode(data)
+
+    assert "400,000,000 pixels" in raised.value.message
+    assert "40,000,000" in raised.value.message
+
+
+def test_big_one_bit_png_is_too_large():
+    data = encode(Image.new("1", (12000, 12000)), "PNG")
+
+    with pytest.raises(TooLarge, match="144,000,000 pixels; the limit is 40,000,000"):
+        decode(data)
+
+
+@pytest.mark.parametrize("max_pixels, accepted", [(224 * 160, True), (224 * 160 - 1, False)])
+def test_max_pixels_is_the_limit(photo, max_pixels, accepted):
+    data = encode(photo, "PNG")
+    if accepted:
+        assert decode(data, max_pixels=max_pixels).size == photo.size
+    else:
+        with pytest.raises(TooLarge, match=f"35,840 pixels; the limit is {max_pixels:,}"):
+            decode(data, max_pixels=max_pixels)
+
+
+def test_limit_above_pillows_own_bomb_limit_is_honoured():
+    # Pillow refuses more than 2 x MAX_IMAGE_PIXELS at open; a larger configured limit must win.
+    side = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 100 if Image.MAX_IMAGE_PIXELS else 20000
+    data = raw_png(side, side, bit_depth=8, colour_type=0, idat=zlib.compress(b""))
+
+    with pytest.raises(TooLarge, match=f"{side * side:,} pixels; the limit is {side * side - 1:,}"):
+        decode(data, max_pixels=side * side - 1)
+
+
+def test_zero_width_image_is_rejected():
+    with pytest.raises((UnsupportedMediaType, UndecodableImage)):
+        decode(raw_png(0, 10, bit_depth=8, colour_type=0, idat=zlib.compress(b"")))
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "HEIF"])
+@pytest.mark.parametrize("kept", [0.5, 0.9])
+def test_truncated_image_is_undecodable(photo, image_format, kept):
+    data = encode(photo, image_format)
+
+    with pytest.raises(UndecodableImage) as raised:
+        decode(data[: int(len(data) * kept)])
+
+    assert raised.value.status == 422
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, this is plain text and not an image\n",
+        b"<!doctype html><html><head><title>x</title></head><body>not an image</body></html>",
+        b'{"image": "aGVsbG8=", "format": "png"}',
+        b"GIF89a and then nothing that a GIF needs",
+        b"\x00" * 64,
+    ],
+    ids=["empty", "text", "html", "json", "gif-magic-only", "zeros"],
+)
+def test_not_an_image_is_unsupported_media_type(data):
+    with pytest.raises(UnsupportedMediaType) as raised:
+        decode(data)
+
+    assert raised.value.status == 415
+
+
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_corrupt_bytes_only_ever_raise_typed_errors(photo, image_format):
+    # Flip bytes all over a valid file: whatever happens, it is a ServiceError or an image.
+    data = bytearray(encode(photo, image_format))
+    rng = np.random.default_rng(len(data))
+    for position in rng.integers(0, len(data), size=40):
+        damaged = bytearray(data)
+        damaged[position : position + 4] = rng.integers(0, 256, size=4, dtype=np.uint8).tobytes()
+        try:
+            image = decode(bytes(damaged))
+        except ServiceError:
+            continue
+        assert image.mode in ("RGB", "RGBA")
+
