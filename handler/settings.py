@@ -33,6 +33,8 @@ class Settings:
     upload_prefix: str = "uploads/"
     cors_origins: tuple[str, ...] = ("*",)
     url_expires_in: int = 3600
+    # A 12 MP photo takes ~1 s at 2 vCPUs; never start one with less than this left.
+    min_remaining_ms: int = 10_000
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
@@ -49,4 +51,5 @@ class Settings:
             upload_prefix=env.get("UPLOAD_PREFIX") or cls.upload_prefix,
             cors_origins=_csv(env.get("CORS_ORIGINS", "*")),
             url_expires_in=int(env.get("URL_EXPIRES_IN") or cls.url_expires_in),
+            min_remaining_ms=int(env.get("MIN_REMAINING_MS") or cls.min_remaining_ms),
         )

@@ -1,0 +1,108 @@
+"""S3 reads, writes and presigned links (boto3), and where results are kept.
+
+boto3 costs ~0.7 s to import, so the client is created on first use: API requests that
+never touch S3 do not pay for it. ``AWS_ENDPOINT_URL`` (honoured by boto3) points it at a
+local S3 server in tests.
+"""
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass
+from functools import cached_property
+
+from .errors import ObjectNotFound, TooLarge
+from .options import Options
+
+SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    metadata: dict
+
+
+def result_key(prefix: str, source: str, options: Options) -> str:
+    """The deterministic key of a result: same source and options, same key.
+
+    ``results/`` + the source path without its extension, + a short digest of the
+    options when they differ from the defaults, + the output format's extension.
+    """
+    stem, _ = posixpath.splitext(source)
+    settings = {name: value for name, value in options.to_dict().items() if name != "store"}
+    defaults = {name: value for name, value in Options().to_dict().items() if name != "store"}
+    suffix = ""
+    if settings != defaults:
+        suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{prefix}{stem}{suffix}.{_EXTENSIONS[options.format]}"
+
+
+def content_source(data: bytes) -> str:
+    """A source path for bytes that came in a request body: their digest."""
+    return "api/" + hashlib.sha256(data).hexdigest()[:32]
+
+
+def _is_not_found(error) -> bool:
+    return error.response.get("Error", {}).get("Code") in _NOT_FOUND
+
+
+class Storage:
+    """One S3 client per execution environment, built lazily."""
+
+    def __init__(self, *, client=None):
+        if client is not None:
+            self.__dict__["client"] = client
+
+    @cached_property
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        # SigV4 for presigned URLs (required by KMS-encrypted buckets and newer regions);
+        # adaptive retries back off on 503 SlowDown instead of failing the image.
+        config = Config(signature_version="s3v4", retries={"mode": "adaptive", "max_attempts": 5})
+        return boto3.client("s3", config=config)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise
+        return ObjectInfo(size=response["ContentLength"], etag=response["ETag"].strip('"'), metadata=response.get("Metadata", {}))
+
+    def get(self, bucket: str, key: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """The object's bytes and ETag; its size is checked with HEAD before downloading."""
+        from botocore.exceptions import ClientError
+
+        info = self.head(bucket, key)
+        if info is None:
+            raise ObjectNotFound(f"s3://{bucket}/{key} does not exist")
+        if info.size > max_bytes:
+            raise TooLarge(f"s3://{bucket}/{key} is {info.size:,} bytes; the limit is {max_bytes:,}")
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key, IfMatch=info.etag)
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ObjectNotFound(f"s3://{bucket}/{key} does not exist") from None
+            raise
+        data = response["Body"].read()
+        return data, info.etag
+
+    def put(self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata)
+
+    def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str:
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
+
+    def presign_put(self, bucket: str, key: str, *, content_type: str, size: int, expires_in: int) -> str:
+        """A PUT URL that only accepts this content type and byte count (the signature covers both headers)."""
+        params = {"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size}
+        return self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)

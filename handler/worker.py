@@ -1,0 +1,113 @@
+"""The S3 path's unit of work: one uploaded object in, one result object out.
+
+Used by the direct S3 notification handler and the SQS queue worker alike. Deliveries are
+at least once, so the result key is deterministic and an object whose result already
+records the same source ETag is skipped.
+"""
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote, unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
+
+from .errors import ObjectNotFound
+from .options import Options
+from .pipeline import remove_background
+from .segmenter import MODEL_NAME, Segmenter
+from .settings import Settings
+from .storage import SOURCE_ETAG, Storage, result_key
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    bucket: str
+    key: str
+
+
+def created_objects(notification: dict) -> list[ObjectRef]:
+    """The objects an S3 event notification reports as created, keys URL-decoded.
+
+    S3 URL-encodes keys in notifications, with '+' for a space. The ``s3:TestEvent``
+    that S3 sends when a notification is configured has no records and yields nothing.
+    """
+    if "Records" not in notification:
+        return []
+    return [
+        ObjectRef(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
+        for record in S3Event(notification).records
+        if record.event_name.startswith("ObjectCreated")
+    ]
+
+
+def _ascii(value: str) -> str:
+    """S3 user metadata travels in HTTP headers: keep it ASCII."""
+    return quote(value, safe="/ ")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Turns input objects into result objects with the shared pipeline."""
+
+    storage: Storage
+    segmenter: Segmenter
+    settings: Settings
+    options: Options = Options()
+
+    def target(self, source: ObjectRef) -> ObjectRef:
+        return ObjectRef(
+            bucket=self.settings.output_bucket or source.bucket,
+            key=result_key(self.settings.output_prefix, source.key, self.options),
+        )
+
+    def is_result(self, source: ObjectRef) -> bool:
+        """Results never count as inputs, also when input and output share a bucket."""
+        output_bucket = self.settings.output_bucket or source.bucket
+        return source.bucket == output_bucket and source.key.startswith(self.settings.output_prefix)
+
+    def process(self, source: ObjectRef) -> str:
+        """Write the result of one object; answers what happened: written, skipped or gone.
+
+        Raises ServiceError for an object that is not a usable image, and botocore's errors
+        for S3 failures: the caller decides whether to retry.
+        """
+        if self.is_result(source):
+            return "skipped"
+        info = self.storage.head(source.bucket, source.key)
+        if info is None:
+            return "gone"
+        target = self.target(source)
+        existing = self.storage.head(target.bucket, target.key)
+        if existing is not None and existing.metadata.get(SOURCE_ETAG) == info.etag:
+            return "skipped"
+        try:
+            data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes)
+        except ObjectNotFound:
+            return "gone"
+        result = remove_background(data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels)
+        metadata = {
+            SOURCE_ETAG: etag,
+            "source-bucket": source.bucket,
+            "source-key": _ascii(source.key),
+            "model": MODEL_NAME,
+            "options": json.dumps(self.options.to_dict(), separators=(",", ":")),
+        }
+        self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
+        return "written"
+
+
+class OutOfTime(Exception):
+    """Too little of the invocation is left to process another image: leave it for a retry."""
+
+
+def process_notification(worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int) -> list[tuple[ObjectRef, str]]:
+    """Process every object an S3 notification reports, checking the time left before each.
+
+    :param remaining_ms: a callable giving the milliseconds left in this invocation.
+    """
+    outcomes = []
+    for source in created_objects(notification):
+        if remaining_ms() < min_remaining_ms:
+            raise OutOfTime(f"{remaining_ms()} ms left, {min_remaining_ms} ms needed for s3://{source.bucket}/{source.key}")
+        outcomes.append((source, worker.process(source)))
+    return outcomes

@@ -1,0 +1,50 @@
+"""scripts/backfill.py against a real local S3 and SQS server."""
+
+import io
+import json
+import sys
+from pathlib import Path
+
+from s3.conftest import INPUT_BUCKET
+
+from handler.worker import ObjectRef, created_objects
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import backfill  # noqa: E402
+
+
+def drain(sqs, queue_url):
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(message["Body"]) for message in messages]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
+    return bodies
+
+
+def test_backfill_enqueues_one_s3_shaped_message_per_object(s3, sqs):
+    # GIVEN 23 existing uploads (more than one SQS batch), a folder marker, and an object outside the prefix
+    keys = [f"uploads/photo {i}+x.jpg" for i in range(23)]
+    for key in keys:
+        s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=b"jpeg")
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/folder/", Body=b"")
+    s3.put_object(Bucket=INPUT_BUCKET, Key="other/skip.jpg", Body=b"jpeg")
+    queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
+
+    # WHEN the backfill runs
+    sent = backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=False, out=io.StringIO())
+
+    # THEN each object is one message the worker reads back to its real key
+    bodies = drain(sqs, queue_url)
+    assert sent == 23
+    assert sorted(ref for body in bodies for ref in created_objects(body)) == sorted(ObjectRef(INPUT_BUCKET, key) for key in keys)
+
+
+def test_dry_run_sends_nothing(s3, sqs):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=b"jpeg")
+    queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
+    out = io.StringIO()
+    assert backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=True, out=out) == 1
+    assert "would enqueue s3://bgremove-input/uploads/a.jpg" in out.getvalue()
+    assert drain(sqs, queue_url) == []

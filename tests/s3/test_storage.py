@@ -1,0 +1,71 @@
+"""handler.storage against a real S3 server over HTTP: keys, size checks, metadata, presigned links."""
+
+import urllib.request
+
+import pytest
+
+from handler.errors import ObjectNotFound, TooLarge
+from handler.options import Options
+from handler.storage import Storage, content_source, result_key
+from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET
+
+
+def test_result_key_is_deterministic_and_keeps_the_path():
+    # GIVEN the same source and options twice, and a source with other options
+    first = result_key("results/", "uploads/a b/photo.jpg", Options())
+    again = result_key("results/", "uploads/a b/photo.jpg", Options())
+    other = result_key("results/", "uploads/a b/photo.jpg", Options(crop=True))
+    # THEN defaults give the plain path, other options a distinct suffixed key
+    assert first == again == "results/uploads/a b/photo.png"
+    assert other.startswith("results/uploads/a b/photo.") and other.endswith(".png") and other != first
+    assert result_key("results/", "x.jpg", Options(format="webp")).endswith(".webp")
+    assert result_key("results/", "x.jpg", Options(background=(1, 2, 3), format="jpeg")).endswith(".jpg")
+
+
+def test_store_flag_does_not_change_the_key():
+    assert result_key("r/", "a.jpg", Options(store=True)) == result_key("r/", "a.jpg", Options())
+
+
+def test_content_source_depends_on_the_bytes_only():
+    assert content_source(b"abc") == content_source(b"abc") != content_source(b"abd")
+
+
+def test_get_put_head_round_trip(s3):
+    storage = Storage()
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/ünï code.jpg", Body=b"x" * 100)
+    data, etag = storage.get(INPUT_BUCKET, "uploads/ünï code.jpg", max_bytes=1000)
+    assert data == b"x" * 100 and len(etag) == 32
+
+    storage.put(OUTPUT_BUCKET, "results/a.png", b"png", content_type="image/png", metadata={"source-etag": etag})
+    info = storage.head(OUTPUT_BUCKET, "results/a.png")
+    assert info.size == 3 and info.metadata == {"source-etag": etag}
+    assert s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/a.png")["ContentType"] == "image/png"
+    assert storage.head(OUTPUT_BUCKET, "results/missing.png") is None
+
+
+def test_get_checks_the_size_before_downloading(s3):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="big.jpg", Body=b"x" * 2000)
+    with pytest.raises(TooLarge, match="2,000 bytes; the limit is 1,000"):
+        Storage().get(INPUT_BUCKET, "big.jpg", max_bytes=1000)
+
+
+def test_missing_object_is_not_found(s3):
+    with pytest.raises(ObjectNotFound, match="does not exist"):
+        Storage().get(INPUT_BUCKET, "nope.jpg", max_bytes=1000)
+
+
+def test_presigned_get_returns_the_object(s3):
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key="results/p.png", Body=b"\x89PNG data", ContentType="image/png")
+    url = Storage().presign_get(OUTPUT_BUCKET, "results/p.png", expires_in=60)
+    assert "X-Amz-Signature" in url
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"\x89PNG data"
+
+
+def test_presigned_put_stores_the_upload(s3):
+    body = b"\xff\xd8 jpeg bytes"
+    url = Storage().presign_put(INPUT_BUCKET, "uploads/u.jpg", content_type="image/jpeg", size=len(body), expires_in=60)
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "image/jpeg"})
+    urllib.request.urlopen(request).read()
+    stored = s3.get_object(Bucket=INPUT_BUCKET, Key="uploads/u.jpg")
+    assert stored["Body"].read() == body and stored["ContentType"] == "image/jpeg"

@@ -1,0 +1,91 @@
+"""handler.worker against a real local S3 server: upload -> notification -> result object."""
+
+import io
+
+import pytest
+from helpers import encode, example_photo
+from PIL import Image
+from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, s3_notification
+
+from handler.errors import UndecodableImage, UnsupportedMediaType
+from handler.settings import Settings
+from handler.storage import Storage
+from handler.worker import ObjectRef, Worker, created_objects
+
+PHOTO = encode(example_photo("chelsea", (160, 120)), "JPEG", quality=90)
+
+
+@pytest.fixture
+def worker(s3, segmenter):
+    settings = Settings(input_buckets=(INPUT_BUCKET,), output_bucket=OUTPUT_BUCKET, output_prefix="results/")
+    return Worker(storage=Storage(), segmenter=segmenter, settings=settings)
+
+
+def result_keys(s3, bucket=OUTPUT_BUCKET):
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_notification_keys_are_url_decoded():
+    # GIVEN the committed S3 put event, whose key S3 URL-encoded ('+' is a space)
+    objects = created_objects(load_event("s3-put.json"))
+    # THEN the key is the real object key
+    assert objects == [ObjectRef(bucket="bgremove-input", key="uploads/holiday photos/beach (1).jpg")]
+
+
+def test_test_event_yields_nothing():
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bgremove-input", "RequestId": "X"}
+    assert created_objects(test_event) == []
+
+
+def test_upload_with_spaces_and_plus_gives_a_result_at_the_mapped_key(s3, worker):
+    key = "uploads/my cat+dog ünï.jpg"
+    s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
+    (source,) = created_objects(s3_notification(INPUT_BUCKET, key))
+    assert source.key == key
+
+    assert worker.process(source) == "written"
+
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/my cat+dog ünï.png")
+    image = Image.open(io.BytesIO(stored["Body"].read()))
+    assert stored["ContentType"] == "image/png" and image.mode == "RGBA" and image.size == (160, 120)
+    assert stored["Metadata"]["source-etag"] == s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
+    assert stored["Metadata"]["model"] == "u2netp"
+
+
+def test_same_event_twice_writes_one_result(s3, worker):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    (source,) = created_objects(s3_notification(INPUT_BUCKET, "uploads/a.jpg"))
+    assert worker.process(source) == "written"
+    assert worker.process(source) == "skipped"
+    assert result_keys(s3) == ["results/uploads/a.png"]
+
+
+def test_a_replaced_upload_is_processed_again(s3, worker):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    source = ObjectRef(INPUT_BUCKET, "uploads/a.jpg")
+    worker.process(source)
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=encode(example_photo("coffee", (120, 80)), "JPEG"))
+    assert worker.process(source) == "written"
+    assert Image.open(io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")["Body"].read())).size == (120, 80)
+
+
+def test_results_never_count_as_inputs_in_a_shared_bucket(s3, segmenter):
+    shared = Worker(storage=Storage(), segmenter=segmenter, settings=Settings(output_bucket="", output_prefix="results/"))
+    s3.put_object(Bucket=INPUT_BUCKET, Key="results/uploads/a.png", Body=PHOTO)
+    assert shared.process(ObjectRef(INPUT_BUCKET, "results/uploads/a.png")) == "skipped"
+    assert result_keys(s3, INPUT_BUCKET) == ["results/uploads/a.png"]
+
+
+def test_deleted_object_is_gone_not_an_error(s3, worker):
+    assert worker.process(ObjectRef(INPUT_BUCKET, "uploads/deleted.jpg")) == "gone"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [(b"not an image at all", UnsupportedMediaType), (PHOTO[: len(PHOTO) // 2], UndecodableImage)],
+)
+def test_a_bad_upload_raises_its_typed_error_and_writes_nothing(s3, worker, body, error):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/bad.jpg", Body=body)
+    with pytest.raises(error):
+        worker.process(ObjectRef(INPUT_BUCKET, "uploads/bad.jpg"))
+    assert result_keys(s3) == []
