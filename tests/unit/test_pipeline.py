@@ -1,0 +1,159 @@
+"""Every option through handler.pipeline.remove_background, on a real photo (examples/coffee.jpg)."""
+
+import functools
+
+import numpy as np
+import pytest
+from helpers import EXAMPLES, assert_masks_close, encode, example_photo, open_result
+from PIL import Image
+
+from handler import imaging
+from handler.options import Options
+from handler.pipeline import remove_background
+
+LIMIT = 40_000_000
+WIDTH, HEIGHT = 600, 400
+WHITE = (255, 255, 255)
+
+
+@pytest.fixture(scope="module")
+def coffee() -> bytes:
+    return (EXAMPLES / "coffee.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def run(segmenter, coffee):
+    # Options are frozen and hashable: each distinct run happens once per module.
+    @functools.cache
+    def run(options: Options, data: bytes = coffee):
+        return remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def mask(run) -> np.ndarray:
+    return np.asarray(open_result(run(Options(mask=True)).data))
+
+
+def test_mask_is_a_greyscale_png_that_finds_the_cup(run, mask):
+    result = run(Options(mask=True))
+
+    image = open_result(result.data)
+    assert (image.format, image.mode, image.size) == ("PNG", "L", (WIDTH, HEIGHT))
+    assert (result.format, result.media_type, result.width, result.height) == ("png", "image/png", WIDTH, HEIGHT)
+    assert result.input_pixels == WIDTH * HEIGHT
+    # The cup fills the middle of the photo; the table at the corners is background.
+    assert mask[150:250, 250:350].min() > 200
+    assert max(mask[:20, :20].max(), mask[-20:, :20].max(), mask[:20, -20:].max(), mask[-20:, -20:].max()) < 30
+
+
+def test_default_is_a_png_cutout_with_alpha(run, mask, coffee):
+    result = run(Options())
+
+    image = open_result(result.data)
+    assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (WIDTH, HEIGHT))
+    cutout = np.asarray(image)
+    alpha = cutout[..., 3]
+    assert_masks_close(alpha, mask, 0.02)  # the alpha is the mask (refinement may move edges a little)
+    assert not cutout[alpha == 0, :3].any(), "RGB must be 0 where alpha is 0"
+    photo = np.asarray(example_photo("coffee"), dtype=np.int16)
+    opaque = alpha == 255
+    assert np.abs(cutout[opaque, :3] - photo[opaque]).max() <= 2, "opaque pixels keep the photo's colours"
+
+
+def test_background_colour_shows_where_the_mask_is_zero(run):
+    colour = (20, 200, 90)
+    result = run(Options(background=colour))
+
+    image = open_result(result.data)
+    assert (image.mode, image.size) == ("RGB", (WIDTH, HEIGHT))
+    alpha = np.asarray(open_result(run(Options()).data))[..., 3]
+    pixels = np.asarray(image)
+    assert (alpha == 0).any()
+    assert np.all(pixels[alpha == 0] == colour)
+
+
+@pytest.mark.parametrize(
+    "options, mode",
+    [(Options(format="jpeg", background=WHITE), "RGB"), (Options(format="jpeg", mask=True), "L")],
+)
+def test_jpeg_with_a_background_or_as_a_mask(run, options, mode):
+    result = run(options)
+
+    image = open_result(result.data)
+    assert (image.format, image.mode, image.size) == ("JPEG", mode, (WIDTH, HEIGHT))
+    assert result.media_type == "image/jpeg"
+
+
+def test_webp_cutout_keeps_alpha(run, mask):
+    result = run(Options(format="webp"))
+
+    image = open_result(result.data)
+    assert (image.format, image.mode, image.size) == ("WEBP", "RGBA", (WIDTH, HEIGHT))
+    assert result.media_type == "image/webp"
+    assert_masks_close(image.getchannel("A"), mask, 0.02)
+
+
+def test_crop_is_smaller_and_contains_the_subject(run, mask):
+    result = run(Options(crop=True, mask=True))
+
+    cropped = np.asarray(open_result(result.data))
+    assert cropped.shape[1] < WIDTH and cropped.shape[0] <= HEIGHT
+    assert (result.width, result.height) == (cropped.shape[1], cropped.shape[0])
+    subject = mask > imaging.CROP_THRESHOLD
+    assert np.count_nonzero(cropped > imaging.CROP_THRESHOLD) == np.count_nonzero(subject)
+    # Only the subject's box plus the margin: the cup's left and right edges are near the crop's.
+    rows, cols = np.flatnonzero(subject.any(axis=1)), np.flatnonzero(subject.any(axis=0))
+    margin = round(imaging.CROP_MARGIN * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+    assert cropped.shape[1] <= cols[-1] - cols[0] + 1 + 2 * margin
+
+
+def test_crop_of_a_cutout_keeps_alpha(run):
+    image = open_result(run(Options(crop=True)).data)
+
+    assert image.mode == "RGBA" and image.width < WIDTH
+
+
+@pytest.mark.parametrize("max_size, expected", [(300, (300, 200)), (599, (599, 399)), (600, (600, 400)), (5000, (600, 400))])
+def test_max_size_fits_the_longest_side_and_never_upscales(run, max_size, expected):
+    result = run(Options(max_size=max_size))
+
+    image = open_result(result.data)
+    assert image.size == expected == (result.width, result.height)
+    assert image.mode == "RGBA"
+
+
+def test_max_size_of_a_portrait_photo(run):
+    portrait = encode(example_photo("coffee").rotate(90, expand=True), "JPEG")
+
+    assert open_result(run(Options(max_size=150, mask=True), portrait).data).size == (100, 150)
+
+
+def test_max_size_mask_is_the_full_mask_shrunk(run, mask):
+    small = np.asarray(open_result(run(Options(mask=True, max_size=300)).data))
+
+    assert_masks_close(small, Image.fromarray(mask).resize((300, 200), Image.Resampling.LANCZOS), 0.01)
+
+
+def test_crop_then_max_size(run):
+    image = open_result(run(Options(crop=True, max_size=128)).data)
+
+    assert max(image.size) == 128
+
+
+def test_hard_makes_the_mask_crisper_without_moving_it(run, mask):
+    hard = np.asarray(open_result(run(Options(mask=True, hard=True)).data))
+
+    def soft(values):
+        return np.count_nonzero((values > 0) & (values < 255))
+
+    assert soft(hard) < soft(mask)
+    assert_masks_close(hard, mask, 0.03)
+    assert np.mean((hard > 127) != (mask > 127)) < 0.002, "hardening must not move the subject's outline"
+
+
+def test_same_input_gives_the_same_output(segmenter, coffee, run):
+    again = remove_background(coffee, Options(), segmenter=segmenter, max_pixels=LIMIT)
+
+    assert again.data == run(Options()).data
