@@ -26,12 +26,15 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 Image.MAX_IMAGE_PIXELS = None
 
 
-def _register_heif_if_needed(data: bytes) -> None:
-    """Load pillow-heif only for HEIF/HEIC bytes: most requests never pay its import."""
+def _formats_for(data: bytes) -> tuple[str, ...]:
+    """The formats to try. pillow-heif is loaded only for HEIF/HEIC bytes, so most requests
+    never pay its import; until it is loaded, naming HEIF would make Pillow raise KeyError."""
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
         from pillow_heif import register_heif_opener
 
         register_heif_opener()
+        return SUPPORTED_FORMATS
+    return tuple(name for name in SUPPORTED_FORMATS if name != "HEIF")
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:
@@ -67,9 +70,8 @@ def decode(data: bytes, *, max_pixels: int) -> Image.Image:
     """
     if not data:
         raise UnsupportedMediaType("the body is empty: send the bytes of a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
-    _register_heif_if_needed(data)
     try:
-        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=_formats_for(data))
     except UnidentifiedImageError:
         raise UnsupportedMediaType(
             "the body is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"

@@ -1,6 +1,8 @@
 """Decoding untrusted bytes: every format by content, every colour mode, EXIF orientation,
 size limits, and a typed error (never another exception) for everything that is not an image."""
 
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -279,6 +281,21 @@ def test_not_an_image_is_unsupported_media_type(data):
         decode(data)
 
     assert raised.value.status == 415
+
+
+def test_not_an_image_is_unsupported_media_type_before_heif_is_ever_loaded(repo_root):
+    # Regression: decode() named HEIF among Pillow's formats before pillow-heif was loaded, and
+    # Pillow raised KeyError('HEIF') for anything no other format claimed: in a fresh process
+    # (a cold Lambda) plain text got 422 "header is corrupt" instead of 415. This test process
+    # has long loaded pillow-heif, so ask a fresh interpreter.
+    script = (
+        "import sys\nfrom handler.errors import UnsupportedMediaType\nfrom handler.imaging import decode\n"
+        "try:\n    decode(b'plain text, not an image', max_pixels=1000)\n"
+        "except UnsupportedMediaType:\n    print('pillow_heif' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True, timeout=60)
+
+    assert completed.stdout.strip() == "False", completed.stderr
 
 
 @pytest.mark.parametrize("image_format", FORMATS)
