@@ -1,0 +1,189 @@
+"""The local CLI, in-process on tmp_path files, plus one real `python -m handler` run."""
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+from helpers import encode, example_photo, open_result
+
+from handler import __version__
+from handler.cli import main
+from handler.options import Options
+
+SMALL = (120, 80)
+
+
+@pytest.fixture(scope="module")
+def jpeg() -> bytes:
+    return encode(example_photo("coffee", SMALL), "JPEG")
+
+
+def test_single_file_to_file(tmp_path, jpeg, capsys):
+    source, destination = tmp_path / "cup.jpg", tmp_path / "out" / "cup-cutout.png"
+    source.write_bytes(jpeg)
+
+    assert main([str(source), "-o", str(destination)]) == 0
+
+    image = open_result(destination.read_bytes())
+    assert (image.format, image.mode, image.size) == ("PNG", "RGBA", SMALL)
+    assert "done 1, failed 0" in capsys.readouterr().out
+
+
+def test_single_file_into_a_folder(tmp_path, jpeg):
+    source = tmp_path / "cup.jpg"
+    source.write_bytes(jpeg)
+
+    assert main([str(source), "-o", str(tmp_path / "out"), "--mask"]) == 0
+
+    assert open_result((tmp_path / "out" / "cup.png").read_bytes()).mode == "L"
+
+
+def test_folder_tree_is_mirrored_with_the_format_extension(tmp_path, jpeg, capsys):
+    source = tmp_path / "in"
+    (source / "a" / "deep").mkdir(parents=True)
+    (source / "top.jpg").write_bytes(jpeg)
+    (source / "a" / "b.jpg").write_bytes(jpeg)
+    (source / "a" / "deep" / "c.PNG").write_bytes(encode(example_photo("chelsea", SMALL), "PNG"))
+    (source / "a" / "notes.txt").write_text("not an image, and not named like one: skipped")
+    output = tmp_path / "out"
+
+    assert main([str(source), "-o", str(output), "--format", "webp"]) == 0
+
+    written = sorted(path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_file())
+    assert written == ["a/b.webp", "a/deep/c.webp", "top.webp"]
+    for path in output.rglob("*.webp"):
+        image = open_result(path.read_bytes())
+        assert (image.format, image.mode, image.size) == ("WEBP", "RGBA", SMALL)
+    assert "done 3, failed 0" in capsys.readouterr().out
+
+
+def test_a_failed_input_is_reported_and_the_good_ones_are_written(tmp_path, jpeg, capsys):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "good.jpg").write_bytes(jpeg)
+    (source / "x.jpg").write_text("this is a text file with an image's name")
+    (source / "half.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    output = tmp_path / "out"
+
+    assert main([str(source), "-o", str(output), "--background", "#ffffff", "--format", "jpeg"]) == 1
+
+    assert open_result((output / "good.jpg").read_bytes()).format == "JPEG"
+    assert not (output / "x.jpg").exists() and not (output / "half.jpg").exists()
+    captured = capsys.readouterr()
+    assert "done 1, failed 2" in captured.out
+    assert f"failed: {source / 'x.jpg'}: the body is not an image in a supported format" in captured.err
+    assert f"failed: {source / 'half.jpg'}: the JPEG image is truncated or corrupt" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_two_inputs_that_would_write_the_same_result_do_not_overwrite(tmp_path, jpeg, capsys):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "cup.jpg").write_bytes(jpeg)
+    (source / "cup.png").write_bytes(encode(example_photo("chelsea", SMALL), "PNG"))
+
+    assert main([str(source), "-o", str(tmp_path / "out"), "--mask"]) == 1
+
+    assert "would overwrite the result of" in capsys.readouterr().err
+
+
+def test_options_reach_the_pipeline(tmp_path, jpeg):
+    source, destination = tmp_path / "cup.jpg", tmp_path / "cup.png"
+    source.write_bytes(jpeg)
+
+    assert main([str(source), "-o", str(destination), "--crop", "--max-size", "60", "--hard", "--no-refine"]) == 0
+
+    image = open_result(destination.read_bytes())
+    assert image.mode == "RGBA" and max(image.size) == 60 and image.size != (60, 40)  # cropped, then fitted
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--background", "#GGG"], "background must be a colour like #RRGGBB, not '#GGG'"),
+        (["--format", "jpeg"], "format jpeg has no alpha channel"),
+        (["--format", "gif"], "format must be png, webp or jpeg, not 'gif'"),
+        (["--max-size", "0"], "max_size must be between 1 and"),
+        (["--max-size", "abc"], "invalid int value: 'abc'"),
+    ],
+)
+def test_bad_options_exit_2_with_the_rule(tmp_path, jpeg, capsys, arguments, message):
+    source = tmp_path / "cup.jpg"
+    source.write_bytes(jpeg)
+
+    with pytest.raises(SystemExit) as exited:
+        main([str(source), "-o", str(tmp_path / "out"), *arguments])
+
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "nowhere.jpg"), "-o", str(tmp_path / "out")])
+
+    assert exited.value.code == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_folder_without_images_exits_2(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "readme.txt").write_text("nothing to cut out")
+
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+
+    assert exited.value.code == 2
+    assert "no images found" in capsys.readouterr().err
+
+
+def test_help_mentions_every_option(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    cli_options = ["--" + field.name.replace("_", "-") for field in fields(Options) if field.name != "store"]
+    for option in [*cli_options, "--output", "--model", "--version"]:
+        assert option in text, f"{option} is missing from --help"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_help_and_version_skip_the_heavy_imports(repo_root):
+    # A fresh interpreter: the answer must come before numpy and onnxruntime are imported.
+    script = (
+        "import sys\nfrom handler.cli import main\n"
+        "for arguments in (['--help'], ['--version']):\n"
+        "    try:\n        main(arguments)\n    except SystemExit:\n        pass\n"
+        "print('heavy:', sorted({'numpy', 'onnxruntime', 'PIL'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "heavy: []" in completed.stderr
+
+
+def test_python_dash_m_handler_runs(repo_root, tmp_path, jpeg):
+    source, destination = tmp_path / "cup.jpg", tmp_path / "mask.png"
+    source.write_bytes(jpeg)
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "handler", str(source), "-o", str(destination), "--mask"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert "done 1, failed 0" in completed.stdout
+    image = open_result(destination.read_bytes())
+    assert (image.mode, image.size) == ("L", SMALL)
