@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test
+.PHONY: setup demo test lint
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,8 @@ demo: setup  ## cut out the example photos into demo-output/
 
 test: setup  ## run the whole test suite
 	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml as written and as SAM expands it
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint Dockerfile
+	$(PY) scripts/lint_template.py template.yaml

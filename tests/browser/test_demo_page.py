@@ -1,0 +1,120 @@
+"""web/index.html end to end: a person's photo through the page, the real API, and back."""
+
+import io
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing: pip install -r requirements-dev.txt"
+)
+expect = sync_api.expect
+
+PHOTO = Path(__file__).resolve().parents[2] / "examples" / "chelsea.jpg"  # 451x300, CC0
+RESULT_LOADED = "(image) => image.complete && image.naturalWidth > 0"
+
+
+def natural_size(page, selector: str) -> tuple[int, int]:
+    return tuple(page.eval_on_selector(selector, "(image) => [image.naturalWidth, image.naturalHeight]"))
+
+
+def test_photo_comes_back_cut_out_and_downloads_as_transparent_png(page, artifacts):
+    # GIVEN the page served by the local API, asked for at most 300 px
+    photo_width, photo_height = Image.open(PHOTO).size
+    page.fill("#max-size", "300")
+
+    # WHEN a real photo is chosen through the file input
+    page.set_input_files("#file", PHOTO)
+
+    # THEN the cut-out shows with the photo's aspect ratio, and the page reports the time taken
+    page.wait_for_function(f"({RESULT_LOADED})(document.querySelector('#result'))")
+    width, height = natural_size(page, "#result")
+    assert max(width, height) == 300
+    assert abs(height - width * photo_height / photo_width) <= 1, (width, height)
+    expect(page.locator("#status")).to_contain_text("Done in")
+    expect(page.locator("#result-info")).to_contain_text(f"{width}×{height}")
+    page.screenshot(path=artifacts / "demo-page-desktop.png", full_page=True)
+
+    # AND the download is a PNG of that size with transparent and opaque pixels
+    with page.expect_download() as download_info:
+        page.click("#download")
+    download = download_info.value
+    assert download.suggested_filename == "chelsea-cutout.png"
+    data = download.path().read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    cutout = Image.open(io.BytesIO(data))
+    assert (cutout.mode, cutout.size) == ("RGBA", (width, height))
+    assert cutout.getchannel("A").getextrema() == (0, 255)
+
+    # AND on a phone-sized screen nothing sticks out sideways
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=artifacts / "demo-page-phone.png", full_page=True)
+
+
+def test_non_image_shows_the_api_error_message(page, local_api, tmp_path):
+    # GIVEN a text file, and what the API itself says about those bytes
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"this is a shopping list, not a photo\n")
+    request = urllib.request.Request(
+        f"{local_api}/remove?format=png", data=notes.read_bytes(), headers={"Content-Type": "application/octet-stream"}
+    )
+    try:
+        urllib.request.urlopen(request)
+        raise AssertionError("the API accepted a text file as an image")
+    except urllib.error.HTTPError as refusal:
+        status, error = refusal.code, json.load(refusal)["error"]
+
+    # WHEN the page sends it
+    page.set_input_files("#file", notes)
+
+    # THEN the page shows the API's own message, code and status as an error, and offers no download
+    status_line = page.locator("#status")
+    expect(status_line).to_have_class("error")
+    expect(status_line).to_have_text(f"{error['message']} (HTTP {status}, {error['code']})")
+    expect(page.locator("#download")).to_be_hidden()
+
+
+def test_api_settings_are_remembered_and_the_key_is_sent(page, local_api):
+    # GIVEN an API base URL and key typed once
+    page.click("summary")
+    page.fill("#api-base", f"{local_api}/")
+    page.fill("#api-key", "demo-key-123")
+
+    # WHEN the page is reloaded and a photo sent
+    page.reload()
+    with page.expect_request("**/remove?*") as sent:
+        page.set_input_files("#file", PHOTO)
+
+    # THEN both fields kept their values, the request carried the key and the options, and the API answered
+    assert page.input_value("#api-base") == f"{local_api}/"
+    assert page.input_value("#api-key") == "demo-key-123"
+    request = sent.value
+    assert request.url == f"{local_api}/remove?format=png"
+    assert request.headers["x-api-key"] == "demo-key-123"
+    assert request.headers["content-type"] == "image/jpeg"
+    expect(page.locator("#status")).to_contain_text("Done in")
+
+
+def test_a_stored_result_link_is_followed(page, local_api):
+    # GIVEN an API that answers with a link to a stored result, as it does for results too large
+    # to return inline (the route stands in for the API and the presigned S3 URL)
+    stored = io.BytesIO()
+    Image.new("RGBA", (40, 30), (200, 40, 40, 128)).save(stored, "PNG")
+    link = {"bucket": "results", "key": "results/chelsea.png", "url": f"{local_api}/stored/chelsea.png", "expires_in": 3600}
+    page.route("**/remove?*", lambda route: route.fulfill(status=200, json=link))
+    page.route("**/stored/chelsea.png", lambda route: route.fulfill(status=200, content_type="image/png", body=stored.getvalue()))
+
+    # WHEN a photo is sent
+    page.set_input_files("#file", PHOTO)
+
+    # THEN the stored image is shown and offered for download
+    page.wait_for_function(f"({RESULT_LOADED})(document.querySelector('#result'))")
+    assert natural_size(page, "#result") == (40, 30)
+    with page.expect_download() as download_info:
+        page.click("#download")
+    assert download_info.value.path().read_bytes() == stored.getvalue()
