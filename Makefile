@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test serve lint
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: setup  ## cut out the example photos into demo-output/
 
 test: setup  ## run the whole test suite
 	$(PY) -m pytest
+
+serve: setup  ## the API on http://127.0.0.1:3000 like `sam local start-api` (PORT=..., SERVE_ARGS=--http-api)
+	$(PY) scripts/serve.py --port $(or $(PORT),3000) $(SERVE_ARGS)
 
 lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml as written and as SAM expands it
 	$(VENV)/bin/ruff check .

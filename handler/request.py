@@ -1,0 +1,152 @@
+"""An API Gateway event (REST payload v1 or HTTP API payload v2) -> a validated RemoveRequest.
+
+Cheap facts first: the body's length is checked before it is base64-decoded or parsed, the
+image string's length before it is decoded, the S3 bucket before anything touches S3.
+"""
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
+
+from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
+from .options import Options
+from .settings import Settings
+
+JSON_MEDIA_TYPE = "application/json"
+# Room for the options and the JSON punctuation around the base64 image in a JSON body.
+JSON_OVERHEAD = 64 * 1024
+_DATA_URL = re.compile(r"data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.ASCII)
+_SOURCE_KEYS = ("image", "s3")
+
+
+@dataclass(frozen=True)
+class S3Reference:
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RemoveRequest:
+    source: bytes | S3Reference
+    options: Options
+    wants_json: bool
+
+
+def base64_length(size: int) -> int:
+    """Characters of padded base64 for ``size`` bytes."""
+    return 4 * -(-size // 3)
+
+
+def header(event: BaseProxyEvent, name: str) -> str:
+    """A request header by name in any case, or "" (REST v1 may carry it only in multiValueHeaders)."""
+    value = event.headers.get(name)
+    if value is None:
+        values = CaseInsensitiveDict(event.get("multiValueHeaders") or {}).get(name)
+        value = ", ".join(values) if values else None
+    return value or ""
+
+
+def _media_types(value: str) -> list[str]:
+    """The media types of a Content-Type or Accept header, lower case, without parameters."""
+    return [part.split(";")[0].strip().lower() for part in value.split(",")]
+
+
+def _decode_base64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{what} is not valid base64") from None
+
+
+def _check_size(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise TooLarge(f"{what} is {size:,} bytes; the limit is {limit:,}")
+
+
+def body_bytes(event: BaseProxyEvent, *, limit: int) -> bytes:
+    """The request body as bytes, at most ``limit`` of them, checked before decoding."""
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        data = body.encode()
+        _check_size(len(data), limit, "the body")
+        return data
+    _check_size(len(body), base64_length(limit), "the base64-encoded body")
+    data = _decode_base64(body, "the body")
+    _check_size(len(data), limit, "the body")
+    return data
+
+
+def query_options(event: BaseProxyEvent) -> dict[str, str]:
+    """Options from the query string, the same for v1 (multi-value) and v2 (comma-joined) events."""
+    values = {}
+    for name, given in event.resolved_query_string_parameters.items():
+        if len(given) > 1:
+            raise InvalidOption(f"option {name!r} is given {len(given)} times in the query string; give it once")
+        values[name] = given[0]
+    return values
+
+
+def _json_object(data: bytes) -> dict:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BadRequest(f"the JSON body must be an object with image or s3, not {type(document).__name__}")
+    return document
+
+
+def _image_bytes(text, *, limit: int) -> bytes:
+    """Decode the JSON body's base64 image (a data: URL prefix is accepted), size checked first."""
+    if not isinstance(text, str):
+        raise BadRequest(f"image must be a base64 string, not {type(text).__name__}")
+    if prefix := _DATA_URL.match(text):
+        text = text[prefix.end() :]
+    _check_size(len(text), base64_length(limit), "the base64 image")
+    data = _decode_base64(text, "image")
+    _check_size(len(data), limit, "the image")
+    return data
+
+
+def _s3_reference(value, *, allowed: tuple[str, ...]) -> S3Reference:
+    if not isinstance(value, dict) or not all(isinstance(value.get(name), str) and value[name] for name in ("bucket", "key")):
+        raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {json.dumps(value)[:200]}')
+    unknown = sorted(set(value) - {"bucket", "key"})
+    if unknown:
+        raise BadRequest(f"s3 has unknown field {unknown[0]!r}; it takes bucket and key")
+    if value["bucket"] not in allowed:
+        raise BucketNotAllowed(f"bucket {value['bucket']!r} is not one this API may read (INPUT_BUCKETS)")
+    return S3Reference(value["bucket"], value["key"])
+
+
+def _merge(query: dict[str, str], body: dict) -> dict:
+    both = sorted(set(query) & set(body))
+    if both:
+        raise InvalidOption(f"option {both[0]!r} is given both in the query string and in the JSON body; give it once")
+    return {**query, **body}
+
+
+def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveRequest:
+    """Read a POST /remove event: a raw image body, a JSON base64 image, or a JSON S3 reference."""
+    query = query_options(event)
+    wants_json = JSON_MEDIA_TYPE in _media_types(header(event, "Accept"))
+    if JSON_MEDIA_TYPE not in _media_types(header(event, "Content-Type")):
+        source = body_bytes(event, limit=settings.max_input_bytes)
+        options = Options.parse(query)
+    else:
+        document = _json_object(body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD))
+        given = [key for key in _SOURCE_KEYS if key in document]
+        if len(given) != 1:
+            raise BadRequest('the JSON body must have exactly one of "image" (base64) or "s3" ({"bucket", "key"})')
+        options = Options.parse(_merge(query, {k: v for k, v in document.items() if k not in _SOURCE_KEYS}))
+        if given == ["image"]:
+            source = _image_bytes(document["image"], limit=settings.max_input_bytes)
+        else:
+            source = _s3_reference(document["s3"], allowed=settings.input_buckets)
+    if options.store and not settings.output_bucket:
+        raise BadRequest("store needs an output bucket, and this deployment has none (OUTPUT_BUCKET is not set)")
+    return RemoveRequest(source=source, options=options, wants_json=wants_json)

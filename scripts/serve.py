@@ -1,0 +1,200 @@
+"""A local stand-in for API Gateway, like `sam local start-api`: HTTP in, api_handler, HTTP out.
+
+    python scripts/serve.py --port 3000              # REST API events (payload v1)
+    python scripts/serve.py --port 3000 --http-api   # HTTP API events (payload v2)
+    curl --data-binary @examples/chelsea.jpg -H 'Content-Type: image/jpeg' localhost:3000/remove -o cutout.png
+
+Each request becomes an API Gateway event, the real handler answers it, and its return value
+(base64 bodies decoded) becomes the HTTP response. GET /openapi.json serves the API description
+and GET / serves web/index.html when it exists.
+"""
+
+import argparse
+import base64
+import sys
+import threading
+import time
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from invoke import REPO_ROOT, LambdaContext, load_handler
+
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+STATIC_FILES = {
+    "/openapi.json": (REPO_ROOT / "openapi.json", "application/json"),
+    "/": (REPO_ROOT / "web" / "index.html", "text/html; charset=utf-8"),
+}
+# HTTP API base64-encodes bodies unless their type is text; REST API with BinaryMediaTypes */* always does.
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
+
+
+def _request_context(request_id: str, method: str, path: str, source_ip: str) -> dict:
+    return {
+        "accountId": "123456789012",
+        "apiId": "local",
+        "requestId": request_id,
+        "requestTimeEpoch": int(time.time() * 1000),
+        "stage": "$default",
+        "domainName": "localhost",
+        "identity": {"sourceIp": source_ip},
+        "httpMethod": method,
+        "path": path,
+        "resourcePath": path,
+        "protocol": "HTTP/1.1",
+    }
+
+
+def rest_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict:
+    """A REST API (payload v1) proxy event, as API Gateway builds it with BinaryMediaTypes */*."""
+    url = urlsplit(target)
+    query = parse_qs(url.query, keep_blank_values=True)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    return {
+        "resource": url.path,
+        "path": url.path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": _request_context(str(uuid.uuid4()), method, url.path, source_ip),
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+def http_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict:
+    """An HTTP API (payload v2) event: lower-case header names, repeated values joined by commas."""
+    url = urlsplit(target)
+    joined: dict[str, str] = {}
+    for name, value in headers:
+        name = name.lower()
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    binary = bool(body) and not joined.get("content-type", "").startswith(_TEXT_TYPES)
+    context = _request_context(str(uuid.uuid4()), method, url.path, source_ip)
+    context["http"] = {
+        "method": method,
+        "path": url.path,
+        "protocol": "HTTP/1.1",
+        "sourceIp": source_ip,
+        "userAgent": joined.get("user-agent", ""),
+    }
+    context["routeKey"] = "$default"
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": url.path,
+        "rawQueryString": url.query,
+        "headers": joined,
+        "requestContext": context,
+        "isBase64Encoded": binary,
+    }
+    if url.query:
+        event["queryStringParameters"] = {
+            name: ",".join(values) for name, values in parse_qs(url.query, keep_blank_values=True).items()
+        }
+    if body:
+        event["body"] = base64.b64encode(body).decode() if binary else body.decode("utf-8", errors="replace")
+    return event
+
+
+def response_headers(response: dict) -> list[tuple[str, str]]:
+    """The headers of a Lambda proxy response: ``multiValueHeaders`` (v1), ``headers`` and ``cookies`` (v2)."""
+    pairs = [(name, str(value)) for name, values in (response.get("multiValueHeaders") or {}).items() for value in values]
+    named = {name.lower() for name, _ in pairs}
+    pairs += [(name, str(value)) for name, value in (response.get("headers") or {}).items() if name.lower() not in named]
+    pairs += [("Set-Cookie", cookie) for cookie in response.get("cookies") or []]
+    return pairs
+
+
+class LocalApi(ThreadingHTTPServer):
+    """Threaded HTTP; calls into the handler one at a time, as one Lambda execution environment does
+    (Powertools' resolver keeps the current event on the class)."""
+
+    daemon_threads = True
+
+    def __init__(self, address, *, handler, http_api: bool):
+        super().__init__(address, ApiGatewayRequestHandler)
+        self.handler = handler
+        self.build_event = http_event if http_api else rest_event
+        self.invoke_lock = threading.Lock()
+
+    def invoke(self, event: dict) -> dict:
+        with self.invoke_lock:
+            return self.handler(event, LambdaContext())
+
+
+class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
+    server: LocalApi
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _serve_static(self) -> bool:
+        path = urlsplit(self.path).path
+        if self.command != "GET" or path not in STATIC_FILES or not STATIC_FILES[path][0].is_file():
+            return False
+        file, content_type = STATIC_FILES[path]
+        self._send(200, [("Content-Type", content_type)], file.read_bytes())
+        return True
+
+    def _proxy(self) -> None:
+        if self._serve_static():
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            self._send(413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}')
+            return
+        body = self.rfile.read(length)
+        event = self.server.build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        try:
+            response = self.server.invoke(event)
+        except Exception:  # a handler that raises is a 502 at API Gateway too; the trace goes to stderr
+            traceback.print_exc()
+            response = {}
+        if "statusCode" not in response:  # API Gateway's answer to a failed or malformed invocation
+            self._send(502, [("Content-Type", "application/json")], b'{"message":"Internal server error"}')
+            return
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+        self._send(int(response["statusCode"]), response_headers(response), data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _proxy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port to listen on; 0 picks a free one (default 3000)")
+    parser.add_argument("--http-api", action="store_true", help="send HTTP API payload v2 events instead of REST API v1")
+    args = parser.parse_args(argv)
+    server = LocalApi((args.host, args.port), handler=load_handler("api"), http_api=args.http_api)
+    host, port = server.server_address[:2]
+    kind = "HTTP API (payload v2)" if args.http_api else "REST API (payload v1)"
+    print(f"serving http://{host}:{port} with {kind} events; POST /remove, GET /openapi.json", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
