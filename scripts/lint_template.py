@@ -33,7 +33,10 @@ def problems(path: Path) -> list[str]:
     except InvalidDocumentException as error:
         return [*found, *(f"{path} (SAM translator): {cause.message}" for cause in error.causes)]
     found += cfn_lint_problems(json.dumps(expanded, indent=1), f"{path} expanded by SAM")
-    found += [f"{path}: {problem}" for problem in sam_template.retrigger_problems(sam_template.load(path), expanded)]
+    try:
+        found += [f"{path}: {problem}" for problem in sam_template.retrigger_problems(sam_template.load(path), expanded)]
+    except ValueError as error:  # a write grant it cannot place is a problem, not a pass
+        found.append(f"{path}: {error}")
     return found
 
 

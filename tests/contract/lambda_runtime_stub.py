@@ -64,12 +64,13 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND)
             return
         invocation = self.server.pending.get()
+        trace_id = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
         headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
             "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
+            "Lambda-Runtime-Trace-Id": trace_id,
         }
         self._reply(HTTPStatus.OK, invocation.event, headers)
 

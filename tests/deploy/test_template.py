@@ -1,0 +1,315 @@
+"""What template.yaml promises about security and delivery, read from the template itself."""
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scripts import sam_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = sam_template.load()
+RESOURCES = TEMPLATE["Resources"]
+PARAMETERS = TEMPLATE["Parameters"]
+DEFAULTS = sam_template.parameter_defaults(TEMPLATE)
+
+
+def of_type(kind: str) -> dict[str, dict]:
+    return {name: resource for name, resource in RESOURCES.items() if resource["Type"] == kind}
+
+
+def evaluate(value, parameters: dict[str, str]):
+    """Fn::If resolved under the given parameter values (conditions here are Equals/Not on parameters)."""
+
+    def condition(name_or_spec) -> bool:
+        spec = TEMPLATE["Conditions"][name_or_spec] if isinstance(name_or_spec, str) else name_or_spec
+        if "Fn::Equals" in spec:
+            left, right = (parameters[side["Ref"]] if isinstance(side, dict) else side for side in spec["Fn::Equals"])
+            return left == right
+        (inner,) = spec["Fn::Not"]
+        return not condition(inner)
+
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        return evaluate(when_true if condition(name) else when_false, parameters)
+    return value
+
+
+def role_statements(function: str) -> list[dict]:
+    role = RESOURCES[sam_template.referenced_id(RESOURCES[function]["Properties"]["Role"])]
+    return [statement for policy in role["Properties"]["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- API
+
+
+def operations() -> dict[tuple[str, str], dict]:
+    paths = RESOURCES["Api"]["Properties"]["DefinitionBody"]["paths"]
+    return {(path, method): operation for path, methods in paths.items() for method, operation in methods.items()}
+
+
+@pytest.mark.parametrize(
+    "auth_mode, expected_security",
+    [("API_KEY", [{"api_key": []}]), ("IAM", [{"sigv4": []}]), ("NONE", [])],
+)
+def test_every_route_requires_the_chosen_auth(auth_mode, expected_security):
+    # GIVEN the AuthMode parameter WHEN the template is deployed with it THEN every POST route demands it
+    routes = {key: operation for key, operation in operations().items() if key[1] != "options"}
+    assert set(routes) == {("/remove", "post"), ("/uploads", "post")}
+    for route, operation in routes.items():
+        assert evaluate(operation["security"], {**DEFAULTS, "AuthMode": auth_mode}) == expected_security, route
+
+
+def test_auth_is_on_by_default_with_a_throttled_quota():
+    assert DEFAULTS["AuthMode"] == "API_KEY"
+    assert set(PARAMETERS["AuthMode"]["AllowedValues"]) == {"API_KEY", "IAM", "NONE"}
+    plan = RESOURCES["UsagePlan"]
+    assert plan["Condition"] == RESOURCES["ApiKey"]["Condition"] == RESOURCES["UsagePlanKey"]["Condition"] == "ApiKeyAuth"
+    assert set(plan["Properties"]["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert plan["Properties"]["Quota"]["Period"] == "DAY"
+    assert sam_template.referenced_id(plan["Properties"]["ApiStages"][0]["ApiId"]) == "Api"
+    # The stage itself is throttled too, so IAM and NONE are never unthrottled.
+    (method_settings,) = RESOURCES["Api"]["Properties"]["MethodSettings"]
+    assert {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= set(method_settings)
+    # A parameter flip must reach the live stage: SAM cannot hash what a parameter changes.
+    assert RESOURCES["Api"]["Properties"]["AlwaysDeploy"] is True
+
+
+def test_only_cors_preflights_go_without_credentials():
+    for (path, method), operation in operations().items():
+        if method == "options":
+            assert "security" not in operation, path
+        integration = operation["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy"
+        assert "${ApiFunction.Arn}" in integration["uri"]["Fn::Sub"]
+
+
+def test_api_returns_binary_bodies():
+    assert RESOURCES["Api"]["Properties"]["BinaryMediaTypes"] == ["*/*"]
+
+
+# ---------------------------------------------------------------- buckets
+
+
+@pytest.mark.parametrize("bucket", sorted(of_type("AWS::S3::Bucket")))
+def test_bucket_is_private_and_encrypted(bucket):
+    properties = RESOURCES[bucket]["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    assert "AccessControl" not in properties and "WebsiteConfiguration" not in properties
+    assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+
+
+@pytest.mark.parametrize("bucket", sorted(of_type("AWS::S3::Bucket")))
+def test_bucket_refuses_plain_http(bucket):
+    policies = [p for p in of_type("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket}]
+    assert len(policies) == 1, f"{bucket} needs exactly one bucket policy"
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        statement["Effect"] == "Deny"
+        and statement["Principal"] == "*"
+        and statement["Action"] == "s3:*"
+        and statement["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}]
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+        for statement in statements
+    )
+    assert all(statement["Effect"] == "Deny" for statement in statements), "bucket policies only take rights away"
+
+
+def test_only_uploads_notify_and_only_the_queue():
+    notified = {name: r for name, r in of_type("AWS::S3::Bucket").items() if "NotificationConfiguration" in r["Properties"]}
+    assert list(notified) == ["InputBucket"]
+    notifications = notified["InputBucket"]["Properties"]["NotificationConfiguration"]
+    (queue_notification,) = notifications.pop("QueueConfigurations")
+    assert not notifications, "no Lambda or SNS notifications besides the queue"
+    assert queue_notification["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert queue_notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "UploadPrefix"}}]
+
+
+def test_uploads_and_results_expire():
+    def expiring_prefixes(bucket: str) -> dict:
+        rules = RESOURCES[bucket]["Properties"]["LifecycleConfiguration"]["Rules"]
+        return {rule["Prefix"]["Ref"]: rule["ExpirationInDays"]["Ref"] for rule in rules if "ExpirationInDays" in rule}
+
+    assert expiring_prefixes("InputBucket") == {"UploadPrefix": "UploadRetentionDays"}
+    assert expiring_prefixes("OutputBucket") == {"ResultPrefix": "ResultRetentionDays"}
+    # A message redriven from the dead-letter queue must still find its upload.
+    dead_letter_days = RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] / 86400
+    assert int(DEFAULTS["UploadRetentionDays"]) >= dead_letter_days
+
+
+# ---------------------------------------------------------------- queue
+
+
+def test_failed_uploads_end_in_a_dead_letter_queue():
+    redrive = RESOURCES["UploadQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert 1 <= int(DEFAULTS["MaxReceiveCount"]) <= 10
+
+
+def test_queue_only_accepts_the_input_bucket_over_tls():
+    (policy,) = of_type("AWS::SQS::QueuePolicy").values()
+    allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    # The source ARN is built from the same expression as the bucket's name.
+    source = allow["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    bucket_name = RESOURCES["InputBucket"]["Properties"]["BucketName"]["Fn::Join"]
+    assert source[0].endswith(":s3:::" + bucket_name[1][0] + "-${StackUuid}")
+    assert source[1]["StackUuid"] == bucket_name[1][1]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+
+def test_worker_reports_partial_batch_failures():
+    (event,) = RESOURCES["WorkerFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert properties["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == {"Ref": "BatchSize"}
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaxConcurrency"}}
+    # Above 10 messages SQS needs a batching window, which this template does not set.
+    assert PARAMETERS["BatchSize"]["MaxValue"] <= 10
+
+
+def test_visibility_timeout_is_six_times_every_allowed_worker_timeout():
+    visibility = TEMPLATE["Mappings"]["QueueVisibility"]
+    assert RESOURCES["WorkerFunction"]["Properties"]["Timeout"] == {"Ref": "WorkerTimeout"}
+    assert RESOURCES["UploadQueue"]["Properties"]["VisibilityTimeout"] == {
+        "Fn::FindInMap": ["QueueVisibility", {"Ref": "WorkerTimeout"}, "Seconds"]
+    }
+    allowed = [str(value) for value in PARAMETERS["WorkerTimeout"]["AllowedValues"]]
+    assert sorted(visibility, key=int) == sorted(allowed, key=int)
+    for timeout in allowed:
+        assert visibility[timeout]["Seconds"] >= 6 * int(timeout)
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def s3_grants(function: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs for S3, resources written as in the template."""
+    grants = set()
+    for statement in role_statements(function):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            if action.startswith("s3:"):
+                for resource in as_list(statement["Resource"]):
+                    grants.add((action, resource.get("Fn::Sub") or "{}.Arn".format(*resource["Fn::GetAtt"])))
+    return grants
+
+
+LIST_BOTH_BUCKETS = {("s3:ListBucket", "InputBucket.Arn"), ("s3:ListBucket", "OutputBucket.Arn")}
+
+
+def test_worker_reads_only_uploads_and_writes_only_results():
+    assert s3_grants("WorkerFunction") == {
+        ("s3:GetObject", "${InputBucket.Arn}/${UploadPrefix}*"),
+        ("s3:GetObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        ("s3:PutObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        *LIST_BOTH_BUCKETS,
+    }
+
+
+def test_api_reads_inputs_writes_results_and_presigns_only_uploads():
+    assert s3_grants("ApiFunction") == {
+        ("s3:GetObject", "${InputBucket.Arn}/*"),
+        ("s3:PutObject", "${InputBucket.Arn}/${UploadPrefix}*"),
+        ("s3:GetObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        ("s3:PutObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        *LIST_BOTH_BUCKETS,
+    }
+
+
+@pytest.mark.parametrize("function", sorted(of_type("AWS::Serverless::Function")))
+def test_roles_name_every_resource(function):
+    role = RESOURCES[sam_template.referenced_id(RESOURCES[function]["Properties"]["Role"])]
+    assert "ManagedPolicyArns" not in role["Properties"], "managed policies reach beyond this stack"
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+    for statement in role_statements(function):
+        assert all("*" not in action for action in as_list(statement["Action"])), statement
+        assert all(resource != "*" for resource in as_list(statement["Resource"])), statement
+    log_statement = next(statement for statement in role_statements(function) if statement["Sid"] == "WriteLogs")
+    log_group = RESOURCES[function]["Properties"]["LoggingConfig"]["LogGroup"]
+    assert log_statement["Resource"] == {"Fn::GetAtt": [log_group["Ref"], "Arn"]}
+
+
+def test_sqs_rights_are_the_workers_alone_and_only_on_its_queue():
+    worker = [s for s in role_statements("WorkerFunction") if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    assert [statement["Resource"] for statement in worker] == [{"Fn::GetAtt": ["UploadQueue", "Arn"]}]
+    assert not [s for s in role_statements("ApiFunction") if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+
+
+# ---------------------------------------------------------------- functions, alarms, outputs
+
+
+def test_both_functions_run_the_same_image_with_their_own_handler():
+    functions = of_type("AWS::Serverless::Function")
+    assert {name: f["Properties"]["ImageConfig"]["Command"] for name, f in functions.items()} == {
+        "ApiFunction": ["handler.app.api_handler"],
+        "WorkerFunction": ["handler.app.queue_handler"],
+    }
+    assert all(f["Properties"]["PackageType"] == "Image" for f in functions.values())
+    assert len({str(f["Metadata"]) for f in functions.values()}) == 1
+    assert RESOURCES["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway stops waiting after 29 s"
+
+
+def test_environment_names_are_the_ones_the_code_reads():
+    source = (ROOT / "handler" / "settings.py").read_text()
+    read = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and node.args
+        if isinstance(node.args[0], ast.Constant)
+    }
+    for function in sam_template.functions(TEMPLATE):
+        unknown = {name for name in function.environment if not name.startswith("POWERTOOLS_")} - read
+        assert not unknown, f"{function.name} sets {unknown}, which handler/settings.py never reads"
+
+
+def test_parameters_cover_size_architecture_timeout_and_cors():
+    assert set(PARAMETERS["Architecture"]["AllowedValues"]) == {"x86_64", "arm64"}
+    assert TEMPLATE["Globals"]["Function"]["Architectures"] == [{"Ref": "Architecture"}]
+    assert TEMPLATE["Globals"]["Function"]["MemorySize"] == {"Ref": "MemorySize"}
+    assert PARAMETERS["CorsOrigins"]["Type"] == "CommaDelimitedList"
+    assert RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]["CORS_ORIGINS"] == {
+        "Fn::Join": [",", {"Ref": "CorsOrigins"}]
+    }
+
+
+def test_alarms_watch_errors_throttles_and_the_dead_letter_queue():
+    watched = set()
+    for alarm in of_type("AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        (dimension,) = properties["Dimensions"]
+        watched.add((properties["MetricName"], sam_template.referenced_id(dimension["Value"])))
+    assert watched == {
+        ("Errors", "ApiFunction"),
+        ("Throttles", "ApiFunction"),
+        ("Errors", "WorkerFunction"),
+        ("Throttles", "WorkerFunction"),
+        ("ApproximateNumberOfMessagesVisible", "DeadLetterQueue"),
+    }
+
+
+def test_outputs_tell_how_to_reach_the_service():
+    outputs = TEMPLATE["Outputs"]
+    assert {"ApiUrl", "ApiKeyId", "InputBucketName", "OutputBucketName"} <= set(outputs)
+    assert outputs["ApiKeyId"]["Condition"] == "ApiKeyAuth"
+    assert "${Api}.execute-api." in outputs["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+def test_samconfig_deploys_with_the_template_roles_and_an_image_repository():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_image_repos"] is True
+    assert config["default"]["global"]["parameters"]["stack_name"]
