@@ -2,8 +2,11 @@
 
 import io
 import json
+import threading
 import urllib.error
 import urllib.request
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -100,21 +103,57 @@ def test_api_settings_are_remembered_and_the_key_is_sent(page, local_api):
     expect(page.locator("#status")).to_contain_text("Done in")
 
 
-def test_a_stored_result_link_is_followed(page, local_api):
-    # GIVEN an API that answers with a link to a stored result, as it does for results too large
-    # to return inline (the route stands in for the API and the presigned S3 URL)
+class StoredResults(SimpleHTTPRequestHandler):
+    """A stand-in for S3's presigned GET: serves files, with CORS headers only when asked to."""
+
+    cors = False
+
+    def end_headers(self):
+        if self.cors:
+            self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(params=[True, False], ids=["bucket-with-cors", "bucket-without-cors"])
+def stored_result(request, tmp_path):
+    """A 40x30 PNG on a second origin (another port), and whether that origin allows CORS."""
+    (tmp_path / "chelsea.png").write_bytes(stored_png())
+    handler = type("Handler", (StoredResults,), {"cors": request.param})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/chelsea.png", request.param
+    server.shutdown()
+    server.server_close()
+
+
+def stored_png() -> bytes:
     stored = io.BytesIO()
     Image.new("RGBA", (40, 30), (200, 40, 40, 128)).save(stored, "PNG")
-    link = {"bucket": "results", "key": "results/chelsea.png", "url": f"{local_api}/stored/chelsea.png", "expires_in": 3600}
+    return stored.getvalue()
+
+
+def test_a_stored_result_link_is_shown_and_offered_for_download(page, stored_result):
+    # GIVEN an API that answers with a link to a stored result, as it does for results too large
+    # to return inline (the route stands in for the API; the link is real HTTP on another origin)
+    url, bucket_allows_cors = stored_result
+    link = {"bucket": "results", "key": "results/chelsea.png", "url": url, "expires_in": 3600}
     page.route("**/remove?*", lambda route: route.fulfill(status=200, json=link))
-    page.route("**/stored/chelsea.png", lambda route: route.fulfill(status=200, content_type="image/png", body=stored.getvalue()))
 
     # WHEN a photo is sent
     page.set_input_files("#file", PHOTO)
 
-    # THEN the stored image is shown and offered for download
+    # THEN the stored image is shown
     page.wait_for_function(f"({RESULT_LOADED})(document.querySelector('#result'))")
     assert natural_size(page, "#result") == (40, 30)
-    with page.expect_download() as download_info:
-        page.click("#download")
-    assert download_info.value.path().read_bytes() == stored.getvalue()
+    if bucket_allows_cors:
+        # AND downloads byte for byte from the fetched copy
+        with page.expect_download() as download_info:
+            page.click("#download")
+        assert download_info.value.path().read_bytes() == stored_png()
+    else:
+        # AND, since the page may not read it, is shown and linked from the URL itself
+        assert page.get_attribute("#download", "href") == url
+        expect(page.locator("#status")).to_contain_text("stored as results/chelsea.png")
