@@ -5,6 +5,7 @@ the template itself, never a copy of its values.
 """
 
 import os
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -95,6 +96,18 @@ def functions(template: dict) -> list[Function]:
         variables = {**global_variables, **resource["Properties"].get("Environment", {}).get("Variables", {})}
         found.append(Function(name=name, handler=handler, environment=variables, timeout=properties.get("Timeout", 3)))
     return found
+
+
+def image_instructions(template: dict, path: Path = TEMPLATE) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of the Dockerfile the functions' Metadata names, continuations joined."""
+    (metadata,) = {
+        (resource["Metadata"]["DockerContext"], resource["Metadata"]["Dockerfile"])
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    context, dockerfile = metadata
+    text = re.sub(r"\\\n\s*", " ", (path.parent / context / dockerfile).read_text())
+    return [tuple(line.split(None, 1)) for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 # ---------------------------------------------------------------- recursion check

@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -43,9 +42,7 @@ ANSWER_LIMIT_S = 180  # a hang guard, not a speed check: import + model load + i
 
 
 def dockerfile_instructions(keyword: str) -> list[str]:
-    """Arguments of each KEYWORD instruction in the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
-    return [line.split(None, 1)[1] for line in text.splitlines() if line.upper().startswith(keyword + " ")]
+    return [arguments for found, arguments in sam_template.image_instructions(TEMPLATE) if found == keyword]
 
 
 def image_environment(task_root: Path) -> dict[str, str]:
