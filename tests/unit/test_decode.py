@@ -188,9 +188,14 @@ def test_exif_orientation_is_applied(photo, orientation):
     assert difference < 2, f"orientation {orientation}: {difference:.1f} levels away from the upright photo"
 
 
+@pytest.fixture(scope="module")
+def upright_mask(segmenter, photo) -> np.ndarray:
+    return mask_of(encode(photo, "JPEG", quality=95), segmenter)
+
+
 @pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
-def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo, orientation):
-    upright = mask_of(encode(photo, "JPEG", quality=95), segmenter)
+def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo, upright_mask, orientation):
+    upright = upright_mask
 
     mask = mask_of(_stored_with_orientation(photo, orientation), segmenter)
 
