@@ -288,6 +288,13 @@ def test_not_an_image_is_unsupported_media_type(data):
     assert raised.value.status == 415
 
 
+@pytest.mark.parametrize("image_format", ["AVIF", "PPM", "ICO", "TGA", "PCX"])
+def test_images_in_other_formats_are_unsupported_media_type(image_format):
+    # Pillow reads these, but only the documented formats are accepted.
+    with pytest.raises(UnsupportedMediaType, match="JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC"):
+        decode(encode(make_image("RGB"), image_format))
+
+
 def test_not_an_image_is_unsupported_media_type_before_heif_is_ever_loaded(repo_root):
     # Regression: decode() named HEIF among Pillow's formats before pillow-heif was loaded, and
     # Pillow raised KeyError('HEIF') for anything no other format claimed: in a fresh process
