@@ -77,6 +77,15 @@ def open_result(data: bytes) -> Image.Image:
     return image
 
 
+def pipeline_mask(data: bytes, segmenter, max_pixels: int = 40_000_000) -> np.ndarray:
+    """The mask the real pipeline returns for encoded image bytes (``Options(mask=True)``)."""
+    from handler.options import Options
+    from handler.pipeline import remove_background
+
+    result = remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=max_pixels)
+    return np.asarray(open_result(result.data))
+
+
 def mask_mae(a, b) -> float:
     """Mean absolute difference of two masks (arrays or images) in 0..1 units."""
     a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)

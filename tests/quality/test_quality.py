@@ -8,11 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import open_result
+from helpers import pipeline_mask
 from PIL import Image
-
-from handler.options import Options
-from handler.pipeline import remove_background
 
 pytestmark = pytest.mark.quality
 
@@ -31,8 +28,7 @@ def evaluate(folder, segmenter, metrics) -> tuple[float, float]:
     photos = sorted((folder / "images").glob("*.jpg"))
     assert photos, f"no photos in {folder / 'images'}"
     for photo in photos:
-        result = remove_background(photo.read_bytes(), Options(mask=True), segmenter=segmenter, max_pixels=40_000_000)
-        mask = np.asarray(open_result(result.data))
+        mask = pipeline_mask(photo.read_bytes(), segmenter)
         truth = np.asarray(Image.open(folder / "masks" / f"{photo.stem}.png").convert("L"))
         assert mask.shape == truth.shape, f"{photo.name}: mask {mask.shape} vs truth {truth.shape}"
         errors.append(metrics.mae(mask, truth))

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import assert_masks_close, encode, example_photo, make_image, open_result, png16, raw_png
+from helpers import assert_masks_close, encode, example_photo, make_image, open_result, pipeline_mask, png16, raw_png
 from PIL import Image
 
 from handler import imaging
@@ -32,11 +32,6 @@ UNDO = {**ORIENTATIONS, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_
 
 def decode(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
     return imaging.decode(data, max_pixels=max_pixels)
-
-
-def mask_of(data: bytes, segmenter) -> np.ndarray:
-    result = remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=LIMIT)
-    return np.asarray(open_result(result.data))
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +149,7 @@ def test_sixteen_bit_png_mask_matches_its_eight_bit_twin(segmenter, photo, chann
     eight = photo.convert("L") if channels == "grey" else photo
     sixteen = np.asarray(eight, dtype=np.uint16) * 256 + 127  # the low byte carries information too
 
-    assert_masks_close(mask_of(png16(sixteen), segmenter), mask_of(encode(eight, "PNG"), segmenter), 0.01)
+    assert_masks_close(pipeline_mask(png16(sixteen), segmenter), pipeline_mask(encode(eight, "PNG"), segmenter), 0.01)
 
 
 def test_rgba_transparent_pixels_stay_transparent_in_the_cutout(segmenter, photo):
@@ -190,14 +185,14 @@ def test_exif_orientation_is_applied(photo, orientation):
 
 @pytest.fixture(scope="module")
 def upright_mask(segmenter, photo) -> np.ndarray:
-    return mask_of(encode(photo, "JPEG", quality=95), segmenter)
+    return pipeline_mask(encode(photo, "JPEG", quality=95), segmenter)
 
 
 @pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
 def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo, upright_mask, orientation):
     upright = upright_mask
 
-    mask = mask_of(_stored_with_orientation(photo, orientation), segmenter)
+    mask = pipeline_mask(_stored_with_orientation(photo, orientation), segmenter)
 
     assert mask.shape == upright.shape
     assert_masks_close(mask, upright, 0.01)
@@ -323,4 +318,3 @@ def test_corrupt_bytes_only_ever_raise_typed_errors(photo, image_format):
         except ServiceError:
             continue
         assert image.mode in ("RGB", "RGBA")
-

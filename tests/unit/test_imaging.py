@@ -125,6 +125,7 @@ def test_encode_round_trips(image_format, channels):
     tolerance = 0 if image_format == "png" else 12  # lossy formats: close on average
     assert np.abs(decoded - pixels).mean() <= tolerance
 
+
 def test_webp_wider_than_its_limit_is_too_large():
     pixels = np.zeros((1, imaging.WEBP_MAX_SIDE + 1), np.uint8)
 

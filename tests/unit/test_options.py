@@ -71,7 +71,9 @@ def test_mask_and_background_cannot_be_combined():
         Options.parse({"mask": True, "background": "#ffffff"})
 
 
-@pytest.mark.parametrize("value, expected", [(1, 1), (1024, 1024), ("1024", 1024), (" 640 ", 640), (MAX_SIZE_LIMIT, MAX_SIZE_LIMIT)])
+@pytest.mark.parametrize(
+    "value, expected", [(1, 1), (1024, 1024), ("1024", 1024), (" 640 ", 640), (MAX_SIZE_LIMIT, MAX_SIZE_LIMIT)]
+)
 def test_max_size(value, expected):
     assert Options.parse({"max_size": value}).max_size == expected
 
