@@ -165,18 +165,27 @@ def test_rgba_transparent_pixels_stay_transparent_in_the_cutout(segmenter, photo
     assert not cutout[:, : photo.width // 3].any(), "transparent source pixels must stay transparent (and RGB 0)"
 
 
-def _stored_with_orientation(photo: Image.Image, orientation: int) -> bytes:
-    """A JPEG whose pixels are stored the way a camera with this orientation stores them."""
+def _stored_with_orientation(photo: Image.Image, orientation: int, image_format: str = "JPEG") -> bytes:
+    """An image whose pixels are stored the way a camera with this orientation stores them.
+
+    pillow-heif takes the orientation from ``info`` (an ``exif`` argument loses it) and writes
+    it as the container's rotate and mirror boxes, as iPhones do; the others write the EXIF tag.
+    """
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(photo.transpose(UNDO[orientation]), "JPEG", quality=95, exif=exif)
+    stored = photo.transpose(UNDO[orientation])
+    if image_format == "HEIF":
+        stored.info["exif"] = exif.tobytes()
+        return encode(stored, image_format, quality=95)
+    return encode(stored, image_format, quality=95, exif=exif)
 
 
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
 @pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
-def test_exif_orientation_is_applied(photo, orientation):
-    upright = decode(encode(photo, "JPEG", quality=95))
+def test_exif_orientation_is_applied(photo, orientation, image_format):
+    upright = decode(encode(photo, image_format, quality=95))
 
-    image = decode(_stored_with_orientation(photo, orientation))
+    image = decode(_stored_with_orientation(photo, orientation, image_format))
 
     assert image.size == photo.size
     difference = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(upright, dtype=np.int16)).mean()
