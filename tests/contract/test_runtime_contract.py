@@ -245,3 +245,23 @@ def test_handler_that_does_not_exist_is_an_init_error(start_runtime):
     assert outcome.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.HandlerNotFound"
     assert outcome.json()["errorMessage"] == "Handler 'no_such_handler' missing on module 'handler.app'"
     assert runtime.process.wait(timeout=ANSWER_LIMIT_S) == 1
+
+
+def test_batch_whose_every_upload_fails_is_a_function_error(start_runtime, s3):
+    # GIVEN the worker and a batch whose only upload is not an image
+    worker = next(function for function in FUNCTIONS if function.handler == "handler.app.queue_handler")
+    (event_path,) = require_contract(worker)
+    event = json.loads(event_path.read_text())
+    for bucket, key, _ in seed_uploads(event, s3):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"these bytes are not an image")
+    runtime = start_runtime(worker)
+    # WHEN Lambda invokes it
+    outcome = runtime.invoke(event)
+    # THEN the invocation fails the way Lambda expects (so the whole batch goes back to the
+    # queue, and on to the dead-letter queue after maxReceiveCount): error type in the header
+    # and in the body, with a message, never a stack trace posing as a response
+    assert outcome.kind == "error", outcome.body
+    error = outcome.json()
+    assert outcome.headers["Lambda-Runtime-Function-Error-Type"] == error["errorType"] == "BatchProcessingError"
+    assert error["errorMessage"] and isinstance(error["stackTrace"], list)
+    assert error["requestId"] == outcome.request_id
