@@ -1,5 +1,7 @@
 """Lambda entry points. Everything here is built once per execution environment, at import."""
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
@@ -8,6 +10,9 @@ from .api import build_resolver
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
+
+# Refused requests and CORS preflights have no metrics to publish; that is expected, not worth a warning.
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 logger = Logger()
 metrics = Metrics()

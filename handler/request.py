@@ -67,6 +67,14 @@ def _check_size(size: int, limit: int, what: str) -> None:
         raise TooLarge(f"{what} is {size:,} bytes; the limit is {limit:,}")
 
 
+def _check_base64_size(text: str, limit: int, what: str) -> None:
+    """Refuse base64 that would decode to more than ``limit`` bytes, without decoding it."""
+    if len(text) > base64_length(limit):
+        raise TooLarge(
+            f"{what} is about {len(text) * 3 // 4:,} bytes ({len(text):,} characters of base64); the limit is {limit:,}"
+        )
+
+
 def body_bytes(event: BaseProxyEvent, *, limit: int) -> bytes:
     """The request body as bytes, at most ``limit`` of them, checked before decoding."""
     body = event.body or ""
@@ -74,7 +82,7 @@ def body_bytes(event: BaseProxyEvent, *, limit: int) -> bytes:
         data = body.encode()
         _check_size(len(data), limit, "the body")
         return data
-    _check_size(len(body), base64_length(limit), "the base64-encoded body")
+    _check_base64_size(body, limit, "the body")
     data = _decode_base64(body, "the body")
     _check_size(len(data), limit, "the body")
     return data
@@ -106,7 +114,7 @@ def _image_bytes(text, *, limit: int) -> bytes:
         raise BadRequest(f"image must be a base64 string, not {type(text).__name__}")
     if prefix := _DATA_URL.match(text):
         text = text[prefix.end() :]
-    _check_size(len(text), base64_length(limit), "the base64 image")
+    _check_base64_size(text, limit, "the image")
     data = _decode_base64(text, "image")
     _check_size(len(data), limit, "the image")
     return data

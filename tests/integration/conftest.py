@@ -218,8 +218,10 @@ def rest_api(app) -> Api:
 
 @pytest.fixture
 def api_with(api, app):
-    """``api_with(settings=...)``: the same API built by build_resolver with some collaborators replaced."""
+    """``api_with(settings=...)``: the same API built by build_resolver with some collaborators replaced,
+    its requests logged with their request id as api_handler logs them."""
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
+    from aws_lambda_powertools.logging import correlation_paths
 
     from handler.api import build_resolver
 
@@ -228,7 +230,9 @@ def api_with(api, app):
         collaborators = dict(
             segmenter=app.segmenter, settings=app.settings, storage=app.storage, logger=app.logger, metrics=app.metrics
         )
-        return Api(api.version, build_resolver(resolver_class, **(collaborators | replacements)).resolve)
+        resolver = build_resolver(resolver_class, **(collaborators | replacements))
+        with_request_id = app.logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+        return Api(api.version, with_request_id(resolver.resolve))
 
     return build
 

@@ -174,15 +174,20 @@ def test_metrics_in_emf_and_request_id_in_logs(api, capsys, log_lines):
     assert refusals[0]["code"] == "invalid_option"
 
 
-def test_the_api_path_does_not_import_boto3():
-    # boto3 costs ~0.7 s of cold start; only requests that reference S3 may load it.
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, 'scripts')\n"
-        "from invoke import LambdaContext, load_handler\n"
-        "handler = load_handler('api')\n"
-        "reply = handler(json.load(open('tests/events/apigw-http.json')), LambdaContext())\n"
-        "print(reply['statusCode'], 'boto3' in sys.modules)\n"
-    )
+def test_image_requests_and_foreign_buckets_do_not_import_boto3():
+    # boto3 costs ~0.7 s of cold start: only a request that really reads S3 may load it,
+    # and a bucket outside INPUT_BUCKETS is refused before anything touches S3.
+    code = """
+import json, sys
+sys.path.insert(0, "scripts")
+from invoke import LambdaContext, load_handler
+handler = load_handler("api")
+event = json.load(open("tests/events/apigw-http.json"))
+image = handler(event, LambdaContext())["statusCode"]
+event.update(body=json.dumps({"s3": {"bucket": "elsewhere", "key": "a.jpg"}}), isBase64Encoded=False)
+event["headers"]["content-type"] = "application/json"
+foreign = handler(event, LambdaContext())["statusCode"]
+print(image, foreign, "boto3" in sys.modules)
+"""
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines()[-1] == "200 False"
+    assert result.stdout.splitlines()[-1] == "200 403 False"

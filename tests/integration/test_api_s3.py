@@ -1,0 +1,64 @@
+"""POST /remove with an {"s3": {...}} body, against a local S3 server (moto) over HTTP with real boto3."""
+
+import base64
+
+import boto3
+import pytest
+
+from handler.settings import Settings
+from handler.storage import Storage
+
+BUCKET = "bgremove-api-input"
+
+
+@pytest.fixture(scope="module")
+def s3_client():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    server.stop()
+
+
+@pytest.fixture
+def s3_api(api_with, s3_client):
+    """The API allowed to read BUCKET, through a Storage over the local server."""
+    return api_with(settings=Settings(input_buckets=(BUCKET,)), storage=Storage(client=s3_client))
+
+
+def test_object_in_an_allowed_bucket_is_cut_out(s3_api, s3_client, photo):
+    # GIVEN the photo stored under a key with a space, and a JSON body that references it
+    s3_client.put_object(Bucket=BUCKET, Key="uploads/my cat.jpg", Body=photo)
+    # WHEN it is posted as a reference, with options and Accept: application/json
+    reply = s3_api.post_json(
+        {"s3": {"bucket": BUCKET, "key": "uploads/my cat.jpg"}, "max_size": 60}, headers={"Accept": "application/json"}
+    )
+    # THEN it is the same result as posting the photo's bytes
+    direct = s3_api.post(photo, content_type="image/jpeg", query={"max_size": "60"})
+    assert reply.status == 200 and direct.status == 200
+    assert base64.b64decode(reply.json()["image"]) == direct.body
+    assert (reply.json()["width"], reply.json()["height"]) == (60, 40)
+
+
+def test_missing_object_is_404(s3_api):
+    reply = s3_api.post_json({"s3": {"bucket": BUCKET, "key": "uploads/nothing-here.jpg"}})
+    assert reply.status == 404
+    assert reply.json()["error"] == {"code": "not_found", "message": f"s3://{BUCKET}/uploads/nothing-here.jpg does not exist"}
+
+
+def test_other_buckets_stay_forbidden(s3_api, s3_client, photo):
+    s3_client.create_bucket(Bucket="private-bucket")
+    s3_client.put_object(Bucket="private-bucket", Key="secret.jpg", Body=photo)
+    reply = s3_api.post_json({"s3": {"bucket": "private-bucket", "key": "secret.jpg"}})
+    assert reply.status == 403
+    assert reply.json()["error"]["code"] == "bucket_not_allowed"
