@@ -46,7 +46,10 @@ def _to_eight_bit(image: Image.Image) -> Image.Image:
         scale = 255.0 if pixels.max() <= 1.0 else 255.0 / 65535.0
     else:  # 32-bit "I" declares no range: judge it by its values
         scale = 255.0 / 65535.0 if pixels.max() > 255 else 1.0
-    return Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8))
+    eight_bit = Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8))
+    if "transparency" in image.info:  # a PNG tRNS grey value: scaling would merge it with its neighbours
+        eight_bit.putalpha(Image.fromarray(np.where(pixels == image.info["transparency"], 0, 255).astype(np.uint8)))
+    return eight_bit
 
 
 def _has_transparency(image: Image.Image) -> bool:

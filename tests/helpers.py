@@ -62,12 +62,20 @@ def raw_png(width: int, height: int, *, bit_depth: int, colour_type: int, idat: 
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def png16(pixels: np.ndarray) -> bytes:
-    """A 16-bit greyscale (HxW) or RGB (HxWx3) PNG of a uint16 array."""
+def png16(pixels: np.ndarray, *, transparent: int | None = None) -> bytes:
+    """A 16-bit greyscale (HxW) or RGB (HxWx3) PNG of a uint16 array.
+
+    :param transparent: a grey value to mark transparent with a tRNS chunk (greyscale only).
+    """
     height, width = pixels.shape[:2]
     rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
     filtered = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 on every row
-    return raw_png(width, height, bit_depth=16, colour_type=2 if pixels.ndim == 3 else 0, idat=zlib.compress(filtered.tobytes()))
+    colour_type = 2 if pixels.ndim == 3 else 0
+    data = raw_png(width, height, bit_depth=16, colour_type=colour_type, idat=zlib.compress(filtered.tobytes()))
+    if transparent is None:
+        return data
+    idat = data.index(b"IDAT") - 4  # tRNS goes before the image data
+    return data[:idat] + _chunk(b"tRNS", struct.pack(">H", transparent)) + data[idat:]
 
 
 def open_result(data: bytes) -> Image.Image:

@@ -135,6 +135,17 @@ def test_dark_sixteen_bit_grey_stays_dark():
     assert grey.max() <= 1
 
 
+def test_sixteen_bit_grey_with_a_transparent_value_becomes_rgba():
+    # Regression: scaling to 8 bits built a new image and dropped the tRNS grey value.
+    grey = np.tile(np.arange(0, 65536, 257, dtype=np.uint16), (4, 1))
+
+    image = decode(png16(grey, transparent=257 * 10))
+
+    assert image.mode == "RGBA"
+    alpha = np.asarray(image.getchannel("A"))
+    assert np.array_equal(alpha, np.where(grey == 257 * 10, 0, 255))
+
+
 def test_sixteen_bit_rgb_keeps_its_colours(photo):
     pixels = np.asarray(photo, dtype=np.uint16) * 257
 
