@@ -96,7 +96,7 @@ def build_resolver(
     @app.not_found
     def no_route(_) -> Response:
         event = app.current_event
-        return error_response(404, "not_found", f"there is no {event.http_method} {event.path}; the API serves POST /remove")
+        return error_response(404, "not_found", f"there is no {event.http_method} {event.path} in this API")
 
     @app.exception_handler(Exception)
     def internal_error(error: Exception) -> Response:

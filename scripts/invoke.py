@@ -19,7 +19,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = {"api": "handler.app.api_handler"}
 # What template.yaml's Globals set in AWS; a local run needs them too (Metrics needs a namespace).
-LOCAL_ENV = {"POWERTOOLS_SERVICE_NAME": "bgremove", "POWERTOOLS_METRICS_NAMESPACE": "bgremove"}
+LOCAL_ENV = {"POWERTOOLS_SERVICE_NAME": "bgremove", "POWERTOOLS_METRICS_NAMESPACE": "BackgroundRemoval"}
 
 
 @dataclass

@@ -173,7 +173,7 @@ class Api:
 def powertools_env(monkeypatch):
     """What template.yaml's Globals set; Powertools state is reset so tests do not leak metrics."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "bgremove")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "bgremove")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BackgroundRemoval")
     from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.metrics.provider import cold_start
 

@@ -163,7 +163,7 @@ def test_metrics_in_emf_and_request_id_in_logs(api, capsys, log_lines):
     assert len(blobs) == 1, lines
     names = {metric["Name"]: metric["Unit"] for metric in blobs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert names == {"Latency": "Milliseconds", "InputPixels": "Count", "OutputBytes": "Bytes"}
-    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "bgremove"
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BackgroundRemoval"
     assert blobs[0]["InputPixels"] == [120 * 80]
     assert blobs[0]["OutputBytes"] == [len(reply.body)]
     assert blobs[0]["Latency"][0] > 0

@@ -144,7 +144,7 @@ def test_truncated_image(api, photo):
 
 @pytest.mark.parametrize("method, path", [("GET", "/remove"), ("POST", "/nowhere")])
 def test_unknown_route(api, method, path):
-    assert_error(api.post(method=method, path=path), 404, "not_found", f"{method} {path}", "POST /remove")
+    assert_error(api.post(method=method, path=path), 404, "not_found", f"there is no {method} {path} in this API")
 
 
 class BrokenSegmenter:
