@@ -6,7 +6,6 @@
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,14 +24,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cut the salient subject out of photos with U²-NetP.",
         epilog="example: python -m handler photos/ -o cutouts/ --crop --max-size 1024",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders (folders are walked recursively)")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders (folders are walked recursively)"
+    )
     parser.add_argument("-o", "--output", required=True, type=Path, help="output file (one input file) or folder, e.g. -o out/")
-    parser.add_argument("--format", default="png", help="png (default), webp, or jpeg with --background or --mask; e.g. --format webp")
+    parser.add_argument(
+        "--format", default="png", help="png (default), webp, or jpeg with --background or --mask; e.g. --format webp"
+    )
     parser.add_argument("--mask", action="store_true", help="write the greyscale mask instead of the cut-out")
-    parser.add_argument("--background", metavar="COLOR", help="composite onto a solid colour instead of transparency, e.g. --background '#ffffff'")
+    parser.add_argument(
+        "--background", metavar="COLOR", help="composite onto a solid colour instead of transparency, e.g. --background '#ffffff'"
+    )
     parser.add_argument("--crop", action="store_true", help="crop to the subject's bounding box plus a small margin")
     parser.add_argument("--max-size", type=int, metavar="N", help="longest side of the output in pixels, e.g. --max-size 1024")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True, help="refine mask edges at full resolution, guided by the photo (default: on)")
+    parser.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refine mask edges at full resolution, guided by the photo (default: on)",
+    )
     parser.add_argument("--hard", action="store_true", help="snap near-0 and near-1 mask values for crisp product cut-outs")
     parser.add_argument("--model", type=Path, help="path of the ONNX model (default: MODEL_PATH or the bundled u2netp.onnx)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -91,9 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(path) for path in args.inputs if not path.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
-    pairs = plan(args.inputs, args.output, EXTENSIONS[options.format])
+    extension = EXTENSIONS[options.format]
+    pairs = plan(args.inputs, args.output, extension)
     if not pairs:
         parser.error("no images found in the inputs")
+    suffix = pairs[0][1].suffix.lower()
+    if len(pairs) == 1 and suffix not in (extension, ".jpeg" if extension == ".jpg" else extension):
+        parser.error(f"{args.output} does not match --format {options.format}: name it *{extension}")
 
     # Heavy imports only once there is work to do: --help and --version stay instant.
     from .pipeline import remove_background

@@ -109,5 +109,5 @@ class Options:
         """The options as JSON-friendly values (for metadata and result keys)."""
         values = asdict(self)
         if self.background is not None:
-            values["background"] = "#%02x%02x%02x" % self.background
+            values["background"] = "#{:02x}{:02x}{:02x}".format(*self.background)
         return values

@@ -100,7 +100,9 @@ class OutOfTime(Exception):
     """Too little of the invocation is left to process another image: leave it for a retry."""
 
 
-def process_notification(worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int) -> list[tuple[ObjectRef, str]]:
+def process_notification(
+    worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int
+) -> list[tuple[ObjectRef, str]]:
     """Process every object an S3 notification reports, checking the time left before each.
 
     :param remaining_ms: a callable giving the milliseconds left in this invocation.

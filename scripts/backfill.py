@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
 import boto3
@@ -28,7 +28,7 @@ def notification(bucket: str, key: str, *, size: int, etag: str, region: str) ->
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "awsRegion": region,
-                "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                 "eventName": "ObjectCreated:Put",
                 "userIdentity": {"principalId": "backfill"},
                 "requestParameters": {"sourceIPAddress": "127.0.0.1"},

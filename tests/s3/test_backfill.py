@@ -5,9 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from s3.conftest import INPUT_BUCKET
-
 from handler.worker import ObjectRef, created_objects
+from s3.conftest import INPUT_BUCKET
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import backfill  # noqa: E402
@@ -33,7 +32,9 @@ def test_backfill_enqueues_one_s3_shaped_message_per_object(s3, sqs):
     queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
 
     # WHEN the backfill runs
-    sent = backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=False, out=io.StringIO())
+    sent = backfill.backfill(
+        s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=False, out=io.StringIO()
+    )
 
     # THEN each object is one message the worker reads back to its real key
     bodies = drain(sqs, queue_url)
@@ -45,6 +46,8 @@ def test_dry_run_sends_nothing(s3, sqs):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=b"jpeg")
     queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
     out = io.StringIO()
-    assert backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=True, out=out) == 1
+    assert (
+        backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=queue_url, dry_run=True, out=out) == 1
+    )
     assert "would enqueue s3://bgremove-input/uploads/a.jpg" in out.getvalue()
     assert drain(sqs, queue_url) == []

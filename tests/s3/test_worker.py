@@ -5,12 +5,12 @@ import io
 import pytest
 from helpers import encode, example_photo
 from PIL import Image
-from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, s3_notification
 
 from handler.errors import UndecodableImage, UnsupportedMediaType
 from handler.settings import Settings
 from handler.storage import Storage
 from handler.worker import ObjectRef, Worker, created_objects
+from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, s3_notification
 
 PHOTO = encode(example_photo("chelsea", (160, 120)), "JPEG", quality=90)
 
@@ -66,7 +66,8 @@ def test_a_replaced_upload_is_processed_again(s3, worker):
     worker.process(source)
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=encode(example_photo("coffee", (120, 80)), "JPEG"))
     assert worker.process(source) == "written"
-    assert Image.open(io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")["Body"].read())).size == (120, 80)
+    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")["Body"].read()
+    assert Image.open(io.BytesIO(result)).size == (120, 80)
 
 
 def test_results_never_count_as_inputs_in_a_shared_bucket(s3, segmenter):
