@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test serve lint
+.PHONY: setup demo test serve lint bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/hadolint Dockerfile
 	$(PY) scripts/lint_template.py template.yaml
+
+bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json
+	$(PY) scripts/bench.py $(BENCH_ARGS)

@@ -56,10 +56,14 @@ class Segmenter:
         self._input_name = self._session.get_inputs()[0].name
         self._fused_output = self._session.get_outputs()[0].name
 
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """The model alone: the fused map (1x1x320x320, through its sigmoid) for a model input tensor."""
+        (prediction,) = self._session.run([self._fused_output], {self._input_name: tensor})
+        return prediction
+
     def predict_small(self, image: Image.Image) -> np.ndarray:
         """The 320x320 float32 saliency map in [0, 1] for an RGB image."""
-        (prediction,) = self._session.run([self._fused_output], {self._input_name: model_input(image)})
-        return normalise(prediction[0, 0])
+        return normalise(self.run(model_input(image))[0, 0])
 
     def predict(self, image: Image.Image) -> np.ndarray:
         """The uint8 mask (0 background, 255 subject) at the image's own size."""
