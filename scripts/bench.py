@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from bench_photos import make_photos
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "scripts" / "bench_worker.py"
@@ -158,7 +157,10 @@ def measure(args: argparse.Namespace) -> dict:
     end_to_end = {}
     for name, path in photos.items():
         ours, rembg, plain = (summary(runs[name][side]) for side in ("ours", "rembg", "ours_no_refine"))
-        rss = {side: run_json([str(python), str(WORKER), side, "once", str(path)], env)["peak_rss_mb"] for side, python in pythons.items()}
+        rss = {
+            side: run_json([str(python), str(WORKER), side, "once", str(path)], env)["peak_rss_mb"]
+            for side, python in pythons.items()
+        }
         width, height = Image.open(path).size
         end_to_end[name] = {
             "photo": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
@@ -192,7 +194,12 @@ def measure(args: argparse.Namespace) -> dict:
         inference[side] = summary(seconds) | {"gflops": gflops, "share_of_peak": gflops / peak["peak_gflops"]}
 
     return {
-        "machine": {"cpu": peak["model"], "cores": peak["cores"], "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpu": peak["model"],
+            "cores": peak["cores"],
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "rounds": args.rounds,
         "end_to_end": end_to_end,
         "cold_start": cold_start,
@@ -246,7 +253,10 @@ def table(results: dict) -> str:
         f"{cpu['flops_per_cycle_per_core']} FLOPs/cycle, so ours runs at {inference['ours']['share_of_peak']:.0%} of peak",
         "",
         "Targets (ours/rembg): "
-        + ", ".join(f"{name} {check['value']:.2f} <= {check['limit']} {'ok' if check['ok'] else 'MISSED'}" for name, check in results["checks"].items()),
+        + ", ".join(
+            f"{name} {check['value']:.2f} <= {check['limit']} {'ok' if check['ok'] else 'MISSED'}"
+            for name, check in results["checks"].items()
+        ),
     ]
     return "\n".join(lines)
 

@@ -28,7 +28,9 @@ def every_filter_image(width: int = 40) -> np.ndarray:
     x = np.arange(width, dtype=np.uint8)
     zeros = np.zeros((10, width), np.uint8)  # None: already zero
     ramp = np.tile(x * 7, (10, 1))  # Up: each row repeats the one above
-    flat_rows = np.repeat(np.array([[30], [90], [150], [210], [20], [80], [140], [200], [10], [70]], np.uint8), width, axis=1)  # Sub
+    flat_rows = np.repeat(
+        np.array([[30], [90], [150], [210], [20], [80], [140], [200], [10], [70]], np.uint8), width, axis=1
+    )  # Sub
     y = np.arange(10, dtype=np.uint8)[:, None]
     diagonal = (x * 3 + y * 5).astype(np.uint8)  # Paeth: left + above - upper-left is exact
     grey = np.vstack([zeros, ramp, flat_rows, diagonal])
