@@ -5,7 +5,9 @@ collaborators, so both answer the same way.
 """
 
 import base64
+import json
 import time
+import uuid
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import CORSConfig, Response, content_types
@@ -13,11 +15,12 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .errors import ServiceError, TooLarge
+from .options import Options
 from .pipeline import Result, remove_background
-from .request import RemoveRequest, base64_length, parse_remove_request
-from .segmenter import Segmenter
+from .request import UPLOAD_TYPES, RemoveRequest, UploadRequest, base64_length, parse_remove_request, parse_upload_request
+from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import Storage
+from .storage import ObjectRef, Storage, content_source, result_key, result_location
 
 # Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, status and headers
 # included; 16 KiB of that is kept for them, the rest is the base64 body.
@@ -32,17 +35,35 @@ def error_response(status: int, code: str, message: str) -> Response:
     )
 
 
-def deliver(result: Result, request: RemoveRequest) -> Response:
-    """The HTTP answer for a result: its bytes, or the JSON envelope for ``Accept: application/json``.
+def _link(result: Result, request: RemoveRequest, source: str, *, storage: Storage, settings: Settings) -> dict:
+    """Store the result under its deterministic key and answer where it is, with a presigned GET."""
+    location = ObjectRef(settings.output_bucket, result_key(settings.output_prefix, source, request.options))
+    metadata = {"source": source, "model": MODEL_NAME, "options": json.dumps(request.options.to_dict(), separators=(",", ":"))}
+    storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
+    url = storage.presign_get(location.bucket, location.key, expires_in=settings.url_expires_in)
+    return {"bucket": location.bucket, "key": location.key, "url": url, "expires_in": settings.url_expires_in}
 
-    A result whose base64 would not fit in Lambda's response is refused with a 413 that says
-    how to get it anyway.
+
+def deliver(result: Result, request: RemoveRequest, source: str, *, storage: Storage, settings: Settings) -> Response:
+    """The HTTP answer for a result: its bytes, the JSON envelope, or a link to it in S3.
+
+    ``store`` asks for a link. A result whose base64 would not fit in Lambda's response is
+    stored and linked when the deployment has an output bucket (a client that expects image
+    bytes gets 303 See Other to it), and refused with a 413 that says what to do otherwise.
     """
-    if base64_length(len(result.data)) > RESPONSE_BODY_LIMIT:
+    too_large = base64_length(len(result.data)) > RESPONSE_BODY_LIMIT
+    if too_large and not settings.output_bucket:
         raise TooLarge(
             f"the {result.format} result is {len(result.data):,} bytes, more than a Lambda response can carry "
             f"({RESPONSE_BODY_LIMIT * 3 // 4:,} bytes before base64): ask for format=webp or a smaller max_size, "
             "or send store=true to a deployment with an OUTPUT_BUCKET"
+        )
+    if request.options.store or too_large:
+        link = _link(result, request, source, storage=storage, settings=settings)
+        if request.options.store or request.wants_json:
+            return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=link)
+        return Response(
+            status_code=303, content_type=content_types.APPLICATION_JSON, body=link, headers={"Location": link["url"]}
         )
     if request.wants_json:
         envelope = {
@@ -53,6 +74,25 @@ def deliver(result: Result, request: RemoveRequest) -> Response:
         }
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=envelope)
     return Response(status_code=200, content_type=result.media_type, body=result.data)
+
+
+def upload_link(upload: UploadRequest, *, storage: Storage, settings: Settings) -> dict:
+    """A presigned PUT for a new object under the upload prefix, and where its result will appear."""
+    source = ObjectRef(settings.upload_bucket, f"{settings.upload_prefix}{uuid.uuid4().hex}{UPLOAD_TYPES[upload.content_type]}")
+    result = result_location(source, Options(), output_bucket=settings.output_bucket, output_prefix=settings.output_prefix)
+    expires_in = settings.url_expires_in
+    return {
+        "upload_url": storage.presign_put(
+            source.bucket, source.key, content_type=upload.content_type, size=upload.size, expires_in=expires_in
+        ),
+        "method": "PUT",
+        "headers": {"Content-Type": upload.content_type},
+        "bucket": source.bucket,
+        "key": source.key,
+        "result": {"bucket": result.bucket, "key": result.key},
+        "result_url": storage.presign_get(result.bucket, result.key, expires_in=expires_in),
+        "expires_in": expires_in,
+    }
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
@@ -78,15 +118,26 @@ def build_resolver(
     def remove() -> Response:
         started = time.perf_counter()
         request = parse_remove_request(app.current_event, settings)
-        data = request.source
-        if not isinstance(data, bytes):
-            data, _ = storage.get(data.bucket, data.key, max_bytes=settings.max_object_bytes)
+        if isinstance(request.source, ObjectRef):
+            data, _ = storage.get(request.source.bucket, request.source.key, max_bytes=settings.max_object_bytes)
+            source = f"s3/{request.source.bucket}/{request.source.key}"
+        else:
+            data, source = request.source, content_source(request.source)
         result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
-        response = deliver(result, request)
+        response = deliver(result, request, source, storage=storage, settings=settings)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="InputPixels", unit=MetricUnit.Count, value=result.input_pixels)
         metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=len(result.data))
         return response
+
+    @app.post("/uploads")
+    def uploads() -> Response:
+        upload = parse_upload_request(app.current_event, settings)
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=upload_link(upload, storage=storage, settings=settings),
+        )
 
     @app.exception_handler(ServiceError)
     def refused(error: ServiceError) -> Response:

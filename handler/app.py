@@ -1,15 +1,19 @@
 """Lambda entry points. Everything here is built once per execution environment, at import."""
 
+import json
 import warnings
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .api import build_resolver
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
+from .worker import Worker, process_notification
 
 # Refused requests and CORS preflights have no metrics to publish; that is expected, not worth a warning.
 warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -23,6 +27,8 @@ storage = Storage()
 _collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics)
 rest_api = build_resolver(APIGatewayRestResolver, **_collaborators)
 http_api = build_resolver(APIGatewayHttpResolver, **_collaborators)
+worker = Worker(storage=storage, segmenter=segmenter, settings=settings)
+batch_processor = BatchProcessor(event_type=EventType.SQS)
 
 
 # Both payload versions keep the request id at requestContext.requestId.
@@ -32,3 +38,30 @@ def api_handler(event: dict, context) -> dict:
     """API Gateway: REST API (payload v1) and HTTP API (payload v2) events alike."""
     resolver = http_api if event.get("version") == "2.0" else rest_api
     return resolver.resolve(event, context)
+
+
+def _process(notification: dict, context) -> None:
+    process_notification(
+        worker,
+        notification,
+        remaining_ms=context.get_remaining_time_in_millis,
+        min_remaining_ms=settings.min_remaining_ms,
+        logger=logger,
+    )
+
+
+@logger.inject_lambda_context
+def s3_handler(event: dict, context) -> None:
+    """S3 event notification, delivered directly: a failure raises so Lambda retries the event."""
+    _process(event, context)
+
+
+def _queue_record(record: SQSRecord, lambda_context) -> None:
+    """One SQS message whose body is an S3 notification; raising sends it back for a retry."""
+    _process(json.loads(record.body), lambda_context)
+
+
+@logger.inject_lambda_context
+def queue_handler(event: dict, context) -> dict:
+    """SQS batch of S3 notifications: only the messages that failed are retried (then dead-lettered)."""
+    return process_partial_response(event=event, record_handler=_queue_record, processor=batch_processor, context=context)

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, 
 from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
 from .options import Options
 from .settings import Settings
+from .storage import ObjectRef
 
 JSON_MEDIA_TYPE = "application/json"
 # Room for the options and the JSON punctuation around the base64 image in a JSON body.
@@ -24,14 +25,8 @@ _SOURCE_KEYS = ("image", "s3")
 
 
 @dataclass(frozen=True)
-class S3Reference:
-    bucket: str
-    key: str
-
-
-@dataclass(frozen=True)
 class RemoveRequest:
-    source: bytes | S3Reference
+    source: bytes | ObjectRef
     options: Options
     wants_json: bool
 
@@ -120,7 +115,7 @@ def _image_bytes(text, *, limit: int) -> bytes:
     return data
 
 
-def _s3_reference(value, *, allowed: tuple[str, ...]) -> S3Reference:
+def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:
     if not isinstance(value, dict) or not all(isinstance(value.get(name), str) and value[name] for name in ("bucket", "key")):
         raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {json.dumps(value)[:200]}')
     unknown = sorted(set(value) - {"bucket", "key"})
@@ -128,7 +123,7 @@ def _s3_reference(value, *, allowed: tuple[str, ...]) -> S3Reference:
         raise BadRequest(f"s3 has unknown field {unknown[0]!r}; it takes bucket and key")
     if value["bucket"] not in allowed:
         raise BucketNotAllowed(f"bucket {value['bucket']!r} is not one this API may read (INPUT_BUCKETS)")
-    return S3Reference(value["bucket"], value["key"])
+    return ObjectRef(value["bucket"], value["key"])
 
 
 def _merge(query: dict[str, str], body: dict) -> dict:
@@ -158,3 +153,38 @@ def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveReq
     if options.store and not settings.output_bucket:
         raise BadRequest("store needs an output bucket, and this deployment has none (OUTPUT_BUCKET is not set)")
     return RemoveRequest(source=source, options=options, wants_json=wants_json)
+
+
+UPLOAD_TYPES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+    "image/gif": ".gif",
+    "image/bmp": ".bmp",
+    "image/tiff": ".tiff",
+}
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    content_type: str
+    size: int
+
+
+def parse_upload_request(event: BaseProxyEvent, settings: Settings) -> UploadRequest:
+    """Read a POST /uploads event: JSON ``{"content_type": "image/jpeg", "size": <bytes>}``."""
+    if not settings.upload_bucket:
+        raise BadRequest("uploads are not enabled on this deployment (UPLOAD_BUCKET is not set)")
+    document = _json_object(body_bytes(event, limit=JSON_OVERHEAD))
+    unknown = sorted(set(document) - {"content_type", "size"})
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; /uploads takes content_type and size")
+    content_type, size = document.get("content_type"), document.get("size")
+    if content_type not in UPLOAD_TYPES:
+        raise BadRequest(f"content_type must be one of {', '.join(UPLOAD_TYPES)}, not {content_type!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise BadRequest(f"size must be the photo's size in bytes, a whole number above 0, not {size!r}")
+    _check_size(size, settings.max_object_bytes, "the upload")
+    return UploadRequest(content_type=content_type, size=size)

@@ -19,6 +19,12 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
 
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    bucket: str
+    key: str
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     size: int
@@ -39,6 +45,11 @@ def result_key(prefix: str, source: str, options: Options) -> str:
     if settings != defaults:
         suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return f"{prefix}{stem}{suffix}.{_EXTENSIONS[options.format]}"
+
+
+def result_location(source: ObjectRef, options: Options, *, output_bucket: str, output_prefix: str) -> ObjectRef:
+    """Where the result of an S3 object goes: the output bucket (or the source's own), under the output prefix."""
+    return ObjectRef(output_bucket or source.bucket, result_key(output_prefix, source.key, options))
 
 
 def content_source(data: bytes) -> str:

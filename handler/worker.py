@@ -11,18 +11,12 @@ from urllib.parse import quote, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from .errors import ObjectNotFound
+from .errors import ObjectNotFound, ServiceError
 from .options import Options
 from .pipeline import remove_background
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import SOURCE_ETAG, Storage, result_key
-
-
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    bucket: str
-    key: str
+from .storage import SOURCE_ETAG, ObjectRef, Storage, result_location
 
 
 def created_objects(notification: dict) -> list[ObjectRef]:
@@ -55,9 +49,8 @@ class Worker:
     options: Options = Options()
 
     def target(self, source: ObjectRef) -> ObjectRef:
-        return ObjectRef(
-            bucket=self.settings.output_bucket or source.bucket,
-            key=result_key(self.settings.output_prefix, source.key, self.options),
+        return result_location(
+            source, self.options, output_bucket=self.settings.output_bucket, output_prefix=self.settings.output_prefix
         )
 
     def is_result(self, source: ObjectRef) -> bool:
@@ -100,16 +93,19 @@ class OutOfTime(Exception):
     """Too little of the invocation is left to process another image: leave it for a retry."""
 
 
-def process_notification(
-    worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int
-) -> list[tuple[ObjectRef, str]]:
+def process_notification(worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int, logger) -> None:
     """Process every object an S3 notification reports, checking the time left before each.
 
     :param remaining_ms: a callable giving the milliseconds left in this invocation.
+    Raises on the first object that fails, after logging which one and why.
     """
-    outcomes = []
     for source in created_objects(notification):
+        where = {"bucket": source.bucket, "key": source.key}
         if remaining_ms() < min_remaining_ms:
             raise OutOfTime(f"{remaining_ms()} ms left, {min_remaining_ms} ms needed for s3://{source.bucket}/{source.key}")
-        outcomes.append((source, worker.process(source)))
-    return outcomes
+        try:
+            outcome = worker.process(source)
+        except ServiceError as error:
+            logger.error("upload is not a usable image", extra=where | {"code": error.code, "reason": error.message})
+            raise
+        logger.info("upload processed", extra=where | {"outcome": outcome})

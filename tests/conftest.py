@@ -11,6 +11,8 @@ TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 # Test modules import the shared helpers as `from helpers import ...`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from localaws import aws, moto_endpoint, s3, sqs  # noqa: E402, F401  (fixtures for every test)
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "quality: mask quality on ../shared/testdata (part of the normal run, ~20 s)")

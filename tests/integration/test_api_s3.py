@@ -2,7 +2,6 @@
 
 import base64
 
-import boto3
 import pytest
 
 from handler.settings import Settings
@@ -11,23 +10,10 @@ from handler.storage import Storage
 BUCKET = "bgremove-api-input"
 
 
-@pytest.fixture(scope="module")
-def s3_client():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    server.stop()
+@pytest.fixture
+def s3_client(s3):
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
 
 
 @pytest.fixture

@@ -1,52 +1,9 @@
-"""A real S3 and SQS server on 127.0.0.1 (moto's), reached by real boto3 clients over HTTP."""
+"""Event helpers for the S3 path: the committed S3 and SQS events, pointed at other objects."""
 
 import json
 from pathlib import Path
 
-import boto3
-import pytest
-
-INPUT_BUCKET = "bgremove-input"
-OUTPUT_BUCKET = "bgremove-output"
 EVENTS = Path(__file__).resolve().parent.parent / "events"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_endpoint, monkeypatch):
-    """Environment for boto3 pointing at the local server, with fresh state for each test."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
-    return moto_endpoint
-
-
-@pytest.fixture
-def s3(aws):
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=INPUT_BUCKET)
-    client.create_bucket(Bucket=OUTPUT_BUCKET)
-    return client
-
-
-@pytest.fixture
-def sqs(aws):
-    return boto3.client("sqs")
 
 
 def load_event(name: str) -> dict:

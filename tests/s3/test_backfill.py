@@ -5,8 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from handler.worker import ObjectRef, created_objects
-from s3.conftest import INPUT_BUCKET
+from localaws import INPUT_BUCKET
+
+from handler.storage import ObjectRef
+from handler.worker import created_objects
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import backfill  # noqa: E402

@@ -3,11 +3,11 @@
 import urllib.request
 
 import pytest
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 
 from handler.errors import ObjectNotFound, TooLarge
 from handler.options import Options
 from handler.storage import Storage, content_source, result_key
-from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET
 
 
 def test_result_key_is_deterministic_and_keeps_the_path():

@@ -4,13 +4,14 @@ import io
 
 import pytest
 from helpers import encode, example_photo
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 from PIL import Image
 
 from handler.errors import UndecodableImage, UnsupportedMediaType
 from handler.settings import Settings
-from handler.storage import Storage
-from handler.worker import ObjectRef, Worker, created_objects
-from s3.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, s3_notification
+from handler.storage import ObjectRef, Storage
+from handler.worker import Worker, created_objects
+from s3.events import load_event, s3_notification
 
 PHOTO = encode(example_photo("chelsea", (160, 120)), "JPEG", quality=90)
 

@@ -1,0 +1,50 @@
+"""A real S3 and SQS server on 127.0.0.1 (moto's), reached by real boto3 clients over HTTP.
+
+The fixtures are registered for every test by tests/conftest.py; the bucket names are
+the ones the fixtures create.
+"""
+
+import urllib.request
+
+import boto3
+import pytest
+
+INPUT_BUCKET = "bgremove-input"
+OUTPUT_BUCKET = "bgremove-output"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint, monkeypatch):
+    """Environment for boto3 pointing at the local server, with fresh server state for each test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3(aws):
+    """A boto3 S3 client on the local server, with INPUT_BUCKET and OUTPUT_BUCKET created."""
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=INPUT_BUCKET)
+    client.create_bucket(Bucket=OUTPUT_BUCKET)
+    return client
+
+
+@pytest.fixture
+def sqs(aws):
+    return boto3.client("sqs")

@@ -1,0 +1,177 @@
+"""handler.app.queue_handler and s3_handler: S3 notifications through a real local SQS queue into results."""
+
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
+from helpers import encode, example_photo
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from PIL import Image
+
+from handler.settings import Settings
+from handler.storage import Storage
+from handler.worker import Worker
+from s3.events import load_event, s3_notification, sqs_event
+
+PHOTO = encode(example_photo("astronaut", (96, 96)), "JPEG", quality=85)
+SETTINGS = Settings(input_buckets=(INPUT_BUCKET,), output_bucket=OUTPUT_BUCKET)
+
+
+@dataclass
+class LambdaContext:
+    remaining_ms: int = 60_000
+    function_name: str = "bgremove-worker-test"
+    memory_limit_in_mb: int = 3008
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bgremove-worker-test"
+    aws_request_id: str = "5e1b2c3d-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def app(monkeypatch, segmenter):
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "bgremove")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BackgroundRemoval")
+    import handler.app
+
+    return handler.app
+
+
+@pytest.fixture
+def use_storage(app, monkeypatch, segmenter):
+    """Run the app's worker on the local S3 server with ``storage`` (a real Storage by default)."""
+
+    def use(storage=None):
+        worker = Worker(storage=storage or Storage(), segmenter=segmenter, settings=SETTINGS)
+        monkeypatch.setattr(app, "worker", worker)
+
+    use()
+    return use
+
+
+def output_keys(s3) -> list[str]:
+    return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", []))
+
+
+def message(body: dict, number: int) -> dict:
+    return {"MessageId": f"m-{number}", "ReceiptHandle": f"r-{number}", "Body": json.dumps(body), "MD5OfBody": "x"}
+
+
+def test_committed_sqs_event_gives_a_result(app, use_storage, s3):
+    # GIVEN the object the committed SQS event names (key URL-encoded with '+' for spaces)
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/holiday photos/beach (1).jpg", Body=PHOTO)
+    # WHEN the queue worker gets the committed event
+    response = app.queue_handler(load_event("sqs-s3-put.json"), LambdaContext())
+    # THEN nothing failed and the result is where the key maps to
+    assert response == {"batchItemFailures": []}
+    assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).png"]
+
+
+def test_one_corrupt_image_in_a_batch_fails_alone(app, use_storage, s3):
+    keys = ["uploads/a.jpg", "uploads/broken.jpg", "uploads/c.jpg"]
+    s3.put_object(Bucket=INPUT_BUCKET, Key=keys[0], Body=PHOTO)
+    s3.put_object(Bucket=INPUT_BUCKET, Key=keys[1], Body=PHOTO[: len(PHOTO) // 3])
+    s3.put_object(Bucket=INPUT_BUCKET, Key=keys[2], Body=PHOTO)
+    event = sqs_event([message(s3_notification(INPUT_BUCKET, key), n) for n, key in enumerate(keys)])
+
+    response = app.queue_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert output_keys(s3) == ["results/uploads/a.png", "results/uploads/c.png"]
+
+
+def test_s3_test_event_is_ignored(app, use_storage, s3):
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-25T00:00:00Z", "Bucket": INPUT_BUCKET}
+    assert app.queue_handler(sqs_event([message(test_event, 0)]), LambdaContext()) == {"batchItemFailures": []}
+    assert output_keys(s3) == []
+
+
+def test_no_image_is_started_without_enough_time_left(app, use_storage, s3):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    event = sqs_event([message(s3_notification(INPUT_BUCKET, "uploads/a.jpg"), 0)])
+    # A batch in which every message failed is a function error (Powertools' default): Lambda retries it all.
+    with pytest.raises(BatchProcessingError):
+        app.queue_handler(event, LambdaContext(remaining_ms=SETTINGS.min_remaining_ms - 1))
+    assert output_keys(s3) == []
+
+
+def test_direct_s3_notification(app, use_storage, s3):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/x y+z.jpg", Body=PHOTO)
+    app.s3_handler(s3_notification(INPUT_BUCKET, "uploads/x y+z.jpg"), LambdaContext())
+    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/x y+z.png")["Body"].read()
+    assert Image.open(io.BytesIO(result)).size == (96, 96)
+
+
+def test_direct_s3_notification_of_a_bad_image_raises_for_lambda_to_retry(app, use_storage, s3):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/bad.jpg", Body=b"<html>not a photo</html>")
+    with pytest.raises(Exception, match="not an image"):
+        app.s3_handler(s3_notification(INPUT_BUCKET, "uploads/bad.jpg"), LambdaContext())
+
+
+class FlakyStorage(Storage):
+    """Real S3, except that the first result write of every 10th upload fails as S3 throttling would."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed: set[str] = set()
+
+    def put(self, bucket, key, data, **kwargs):
+        number = int(key.rsplit("-", 1)[1].split(".")[0])
+        if number % 10 == 0 and key not in self.failed:
+            self.failed.add(key)
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject")
+        super().put(bucket, key, data, **kwargs)
+
+
+def test_burst_of_200_uploads_through_the_queue(app, use_storage, s3, sqs):
+    # GIVEN a work queue with a dead-letter queue after 3 receives, like template.yaml's
+    dlq_url = sqs.create_queue(QueueName="bgremove-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+    queue_url = sqs.create_queue(QueueName="bgremove-work", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # AND 200 uploads, 5 of them corrupt, each announced by its S3 notification
+    keys = [f"uploads/photo-{n:03d}.jpg" for n in range(200)]
+    corrupt = {keys[n] for n in (7, 51, 99, 142, 188)}
+    for key in keys:
+        s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=b"GIF89a garbage" if key in corrupt else PHOTO)
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(s3_notification(INPUT_BUCKET, key)))
+    # AND the first result write of every 10th upload fails
+    storage = FlakyStorage()
+    use_storage(storage)
+
+    # WHEN the queue is drained through queue_handler the way Lambda's event source mapping does
+    invocations = 0
+    while invocations < 200:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        messages = received.get("Messages", [])
+        if not messages:
+            break
+        invocations += 1
+        try:
+            response = app.queue_handler(sqs_event(messages, queue_arn), LambdaContext())
+            failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        except BatchProcessingError:  # every message failed: Lambda returns the whole batch
+            failed = {sent["MessageId"] for sent in messages}
+        for sent in messages:
+            if sent["MessageId"] in failed:  # back to the queue at once instead of after the visibility timeout
+                sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=sent["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=sent["ReceiptHandle"])
+
+    # THEN every upload has exactly one result or its message is in the dead-letter queue
+    results = output_keys(s3)
+    dead = []
+    while batch := sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10).get("Messages", []):
+        dead += [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
+    expected = sorted(f"results/{key[:-4]}.png" for key in keys if key not in corrupt)
+    assert results == expected  # one object per good upload: no duplicates, none missing
+    assert sorted(dead) == sorted(corrupt)
+    assert len(results) + len(dead) == len(keys)
+    assert len(storage.failed) == 20  # the injected failures happened, and were retried to a result
