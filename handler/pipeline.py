@@ -39,7 +39,9 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
         mask = imaging.harden(mask)
     if image.mode == "RGBA":
         mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
-    rgb = np.asarray(rgb_image)
+    # The model sees transparent sources over white, but the output keeps their own colours:
+    # flattened colours would lighten every semi-transparent pixel.
+    rgb = np.asarray(rgb_image if image.mode == "RGB" else image.convert("RGB"))
 
     if options.crop and (box := imaging.subject_box(mask)) is not None:
         left, top, right, bottom = box

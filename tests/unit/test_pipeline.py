@@ -157,3 +157,17 @@ def test_same_input_gives_the_same_output(segmenter, coffee, run):
     again = remove_background(coffee, Options(), segmenter=segmenter, max_pixels=LIMIT)
 
     assert again.data == run(Options()).data
+
+
+def test_semi_transparent_sources_keep_their_own_colours(segmenter):
+    # GIVEN a photo made half transparent (regression: the cut-out took the colours the model saw,
+    # composited onto white, so every semi-transparent pixel came out lighter)
+    photo = np.asarray(example_photo("coffee", (160, 120)))
+    source = Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)]))
+    # WHEN it is cut out
+    result = open_result(remove_background(encode(source, "PNG"), Options(), segmenter=segmenter, max_pixels=10**7).data)
+    # THEN where anything is visible, the colours are the source's own
+    pixels = np.asarray(result)
+    visible = pixels[..., 3] > 0
+    assert visible.any() and pixels[..., 3].max() <= 128
+    assert np.array_equal(pixels[..., :3][visible], photo[visible])
