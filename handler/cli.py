@@ -79,15 +79,15 @@ def plan(inputs: list[Path], output: Path, extension: str) -> list[tuple[Path, P
     return pairs
 
 
-def _progress(done: int, total: int, name: str) -> None:
+def _progress(done: int, total: int, name: str, seconds: float) -> None:
     if sys.stderr.isatty():
         width = 30
         filled = width * done // total
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}")
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40} {seconds:6.2f} s")
         if done == total:
             sys.stderr.write("\n")
     else:
-        sys.stderr.write(f"[{done}/{total}] {name}\n")
+        sys.stderr.write(f"[{done}/{total}] {name} {seconds:.2f} s\n")
     sys.stderr.flush()
 
 
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     written: dict[Path, Path] = {}
     started = time.perf_counter()
     for done, (source, destination) in enumerate(pairs, start=1):
+        image_started = time.perf_counter()
         try:
             if destination in written:
                 raise ServiceError(f"would overwrite the result of {written[destination]}")
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append((source, error.message))
         except OSError as error:
             failures.append((source, f"{error.strerror or 'cannot read or write'}: {error.filename or source}"))
-        _progress(done, len(pairs), source.name)
+        _progress(done, len(pairs), source.name, time.perf_counter() - image_started)
     elapsed = time.perf_counter() - started
     for source, reason in failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
