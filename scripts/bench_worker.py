@@ -120,7 +120,10 @@ def _conv_macs(model_path: Path) -> dict:
 
     model = shape_inference.infer_shapes(onnx.load(str(model_path)))
     graph = model.graph
-    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim] for value in [*graph.value_info, *graph.input, *graph.output]}
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*graph.value_info, *graph.input, *graph.output]
+    }
     weights = {tensor.name: numpy_helper.to_array(tensor).shape for tensor in graph.initializer}
     total, count = 0, 0
     for node in graph.node:
