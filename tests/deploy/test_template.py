@@ -313,3 +313,12 @@ def test_samconfig_deploys_with_the_template_roles_and_an_image_repository():
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["resolve_image_repos"] is True
     assert config["default"]["global"]["parameters"]["stack_name"]
+
+
+def test_browsers_may_put_uploads_and_get_results_from_the_allowed_origins_only():
+    # The API's 303 and stored links send browsers to presigned GETs on the output bucket;
+    # /uploads sends them to presigned PUTs on the input bucket.
+    for bucket, methods in (("InputBucket", ["PUT"]), ("OutputBucket", ["GET", "HEAD"])):
+        (rule,) = RESOURCES[bucket]["Properties"]["CorsConfiguration"]["CorsRules"]
+        assert rule["AllowedMethods"] == methods
+        assert rule["AllowedOrigins"] == {"Ref": "CorsOrigins"}
