@@ -37,6 +37,19 @@ def _formats_for(data: bytes) -> tuple[str, ...]:
     return tuple(name for name in SUPPORTED_FORMATS if name != "HEIF")
 
 
+def _signature_format(data: bytes, formats: tuple[str, ...]) -> str | None:
+    """The supported format whose signature ``data`` starts with (Pillow's own check), if any.
+
+    Pillow reports a header that its format's parser rejects as "cannot identify": it is an
+    image that cannot be decoded (422), not a body that is no image at all (415).
+    """
+    for name in formats:
+        accept = Image.OPEN.get(name, (None, None))[1]
+        if accept is not None and accept(data[:16]) is True:
+            return name
+    return None
+
+
 def _to_eight_bit(image: Image.Image) -> Image.Image:
     """Scale 16-bit and float greyscale to 8 bits (converting would clamp at 255)."""
     pixels = np.asarray(image, dtype=np.float32)
@@ -73,9 +86,12 @@ def decode(data: bytes, *, max_pixels: int) -> Image.Image:
     """
     if not data:
         raise UnsupportedMediaType("the body is empty: send the bytes of a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
+    formats = _formats_for(data)
     try:
-        image = Image.open(io.BytesIO(data), formats=_formats_for(data))
+        image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
+        if signature := _signature_format(data, formats):  # e.g. a PNG whose IHDR fails its CRC
+            raise UndecodableImage(f"the bytes start like a {signature} image, but its header is corrupt") from None
         raise UnsupportedMediaType(
             "the body is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"
         ) from None

@@ -14,6 +14,14 @@ MAX_SIZE_LIMIT = 100_000
 _COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+SHOWN_CHARS = 80
+
+
+def shown(value) -> str:
+    """A client's value as an error message names it: its repr, cut short so a message never
+    echoes a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 15]}... ({len(text):,} characters)"
 
 
 def _flag(name: str, value) -> bool:
@@ -21,24 +29,24 @@ def _flag(name: str, value) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise InvalidOption(f"{name} must be true or false, not {value!r}")
+    raise InvalidOption(f"{name} must be true or false, not {shown(value)}")
 
 
 def _colour(value) -> tuple[int, int, int]:
     match = _COLOUR.fullmatch(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise InvalidOption(f"background must be a colour like #RRGGBB, not {value!r}")
+        raise InvalidOption(f"background must be a colour like #RRGGBB, not {shown(value)}")
     hex_digits = match.group(1)
     return tuple(int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))
 
 
 def _max_size(value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidOption(f"max_size must be a whole number of pixels, not {value!r}")
+        raise InvalidOption(f"max_size must be a whole number of pixels, not {shown(value)}")
     try:
         size = int(value)
     except ValueError:
-        raise InvalidOption(f"max_size must be a whole number of pixels, not {value!r}") from None
+        raise InvalidOption(f"max_size must be a whole number of pixels, not {shown(value)}") from None
     if not 1 <= size <= MAX_SIZE_LIMIT:
         raise InvalidOption(f"max_size must be between 1 and {MAX_SIZE_LIMIT:,}, not {size:,}")
     return size
@@ -48,7 +56,7 @@ def _format(value) -> str:
     name = value.strip().lower() if isinstance(value, str) else value
     name = "jpeg" if name == "jpg" else name
     if name not in FORMATS:
-        raise InvalidOption(f"format must be png, webp or jpeg, not {value!r}")
+        raise InvalidOption(f"format must be png, webp or jpeg, not {shown(value)}")
     return name
 
 
@@ -85,7 +93,7 @@ class Options:
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             names = ", ".join(f.name for f in fields(cls))
-            raise InvalidOption(f"unknown option {unknown[0]!r}; options are {names}")
+            raise InvalidOption(f"unknown option {shown(unknown[0])}; options are {names}")
         parsed = {}
         for name, value in values.items():
             if value is None:

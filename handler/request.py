@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
 from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
-from .options import Options
+from .options import Options, shown
 from .settings import Settings
 from .storage import ObjectRef
 
@@ -22,6 +22,8 @@ JSON_MEDIA_TYPE = "application/json"
 JSON_OVERHEAD = 64 * 1024
 _DATA_URL = re.compile(r"data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.ASCII)
 _SOURCE_KEYS = ("image", "s3")
+# What clients do to base64 that loses nothing: wrap lines (MIME, `base64`), use the URL-safe alphabet.
+_BASE64_LENIENCY = str.maketrans("-_", "+/", " \t\r\n")
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,10 @@ def _media_types(value: str) -> list[str]:
 
 
 def _decode_base64(text: str, what: str) -> bytes:
+    """Standard or URL-safe base64, line-wrapped or not, padded or not; anything else is a 400."""
+    compact = text.translate(_BASE64_LENIENCY)
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{what} is not valid base64") from None
 
@@ -88,16 +92,28 @@ def query_options(event: BaseProxyEvent) -> dict[str, str]:
     values = {}
     for name, given in event.resolved_query_string_parameters.items():
         if len(given) > 1:
-            raise InvalidOption(f"option {name!r} is given {len(given)} times in the query string; give it once")
+            raise InvalidOption(f"option {shown(name)} is given {len(given)} times in the query string; give it once")
         values[name] = given[0]
     return values
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are each given once: a repeated option is ambiguous, not last-wins."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise BadRequest(f"the JSON body gives {shown(key)} more than once; give it once")
+        seen.add(key)
+    return dict(pairs)
+
+
 def _json_object(data: bytes) -> dict:
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest(f"the JSON body must be an object with image or s3, not {type(document).__name__}")
     return document
@@ -120,16 +136,16 @@ def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:
         raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {json.dumps(value)[:200]}')
     unknown = sorted(set(value) - {"bucket", "key"})
     if unknown:
-        raise BadRequest(f"s3 has unknown field {unknown[0]!r}; it takes bucket and key")
+        raise BadRequest(f"s3 has unknown field {shown(unknown[0])}; it takes bucket and key")
     if value["bucket"] not in allowed:
-        raise BucketNotAllowed(f"bucket {value['bucket']!r} is not one this API may read (INPUT_BUCKETS)")
+        raise BucketNotAllowed(f"bucket {shown(value['bucket'])} is not one this API may read (INPUT_BUCKETS)")
     return ObjectRef(value["bucket"], value["key"])
 
 
 def _merge(query: dict[str, str], body: dict) -> dict:
     both = sorted(set(query) & set(body))
     if both:
-        raise InvalidOption(f"option {both[0]!r} is given both in the query string and in the JSON body; give it once")
+        raise InvalidOption(f"option {shown(both[0])} is given both in the query string and in the JSON body; give it once")
     return {**query, **body}
 
 
@@ -180,11 +196,11 @@ def parse_upload_request(event: BaseProxyEvent, settings: Settings) -> UploadReq
     document = _json_object(body_bytes(event, limit=JSON_OVERHEAD))
     unknown = sorted(set(document) - {"content_type", "size"})
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; /uploads takes content_type and size")
+        raise BadRequest(f"unknown field {shown(unknown[0])}; /uploads takes content_type and size")
     content_type, size = document.get("content_type"), document.get("size")
     if content_type not in UPLOAD_TYPES:
-        raise BadRequest(f"content_type must be one of {', '.join(UPLOAD_TYPES)}, not {content_type!r}")
+        raise BadRequest(f"content_type must be one of {', '.join(UPLOAD_TYPES)}, not {shown(content_type)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise BadRequest(f"size must be the photo's size in bytes, a whole number above 0, not {size!r}")
+        raise BadRequest(f"size must be the photo's size in bytes, a whole number above 0, not {shown(size)}")
     _check_size(size, settings.max_object_bytes, "the upload")
     return UploadRequest(content_type=content_type, size=size)

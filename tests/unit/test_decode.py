@@ -291,10 +291,9 @@ def test_truncated_image_is_undecodable(photo, image_format, kept):
         b"hello, this is plain text and not an image\n",
         b"<!doctype html><html><head><title>x</title></head><body>not an image</body></html>",
         b'{"image": "aGVsbG8=", "format": "png"}',
-        b"GIF89a and then nothing that a GIF needs",
         b"\x00" * 64,
     ],
-    ids=["empty", "text", "html", "json", "gif-magic-only", "zeros"],
+    ids=["empty", "text", "html", "json", "zeros"],
 )
 def test_not_an_image_is_unsupported_media_type(data):
     with pytest.raises(UnsupportedMediaType) as raised:
