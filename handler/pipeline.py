@@ -10,7 +10,10 @@ from PIL import Image
 
 from . import imaging
 from .options import Options
-from .segmenter import Segmenter
+from .segmenter import Segmenter, upsample
+
+# Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
+PREVIEW_SIDE = 640
 
 
 @dataclass(frozen=True)
@@ -32,16 +35,26 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
     """Cut the salient subject out of encoded image bytes."""
-    image = imaging.decode(data, max_pixels=max_pixels)
-    rgb_image = imaging.flatten(image)
-    mask = segmenter.predict(rgb_image)
+    # The model needs only 320x320: a JPEG gives it a reduced decode, and the full-size decode
+    # waits until inference is over so the two never hold memory at the same time.
+    preview = imaging.decode_preview(data, max_pixels=max_pixels, min_side=PREVIEW_SIDE)
+    if preview is None:
+        image = imaging.decode(data, max_pixels=max_pixels)
+        small_mask = segmenter.predict_small(imaging.flatten(image))
+    else:
+        small_mask = segmenter.predict_small(imaging.flatten(preview))
+        del preview
+        image = imaging.decode(data, max_pixels=max_pixels)
+    mask = upsample(small_mask, image.size)
     if options.hard:
         mask = imaging.harden(mask)
     if image.mode == "RGBA":
         mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
-    rgb = np.asarray(rgb_image if image.mode == "RGB" else image.convert("RGB"))
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    input_pixels = image.width * image.height
+    del image  # the arrays hold what is needed; a 12 MP decode is 36 MB
 
     if options.crop and (box := imaging.subject_box(mask)) is not None:
         left, top, right, bottom = box
@@ -63,5 +76,5 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
         format=options.format,
         width=width,
         height=height,
-        input_pixels=image.width * image.height,
+        input_pixels=input_pixels,
     )

@@ -55,10 +55,15 @@ class Segmenter:
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._input_name = self._session.get_inputs()[0].name
         self._fused_output = self._session.get_outputs()[0].name
+        # The ~275 MB of activations go back to the OS after each image instead of sitting
+        # under the full-size work that follows (a 12 MP cut-out needs ~200 MB of its own);
+        # re-allocating them costs a few percent of inference time.
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """The model alone: the fused map (1x1x320x320, through its sigmoid) for a model input tensor."""
-        (prediction,) = self._session.run([self._fused_output], {self._input_name: tensor})
+        (prediction,) = self._session.run([self._fused_output], {self._input_name: tensor}, self._run_options)
         return prediction
 
     def predict_small(self, image: Image.Image) -> np.ndarray:
@@ -67,6 +72,10 @@ class Segmenter:
 
     def predict(self, image: Image.Image) -> np.ndarray:
         """The uint8 mask (0 background, 255 subject) at the image's own size."""
-        small = self.predict_small(image)
-        mask = Image.fromarray(np.rint(small * 255).astype(np.uint8))
-        return np.asarray(mask.resize(image.size, Image.Resampling.BILINEAR))
+        return upsample(self.predict_small(image), image.size)
+
+
+def upsample(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A [0, 1] saliency map as a uint8 mask of ``size`` (width, height), resized bilinearly."""
+    mask = Image.fromarray(np.rint(small * 255).astype(np.uint8))
+    return np.asarray(mask.resize(size, Image.Resampling.BILINEAR))
