@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test serve lint bench
+.PHONY: setup demo test serve lint bench fuzz load
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,9 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 
 bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded from tests/corpus; findings in fuzz-findings/
+	$(PY) scripts/fuzz_decode.py --seconds $(or $(FUZZ_SECONDS),60)
+
+load: setup  ## LOAD_REQUESTS (default 300) concurrent mixed requests to scripts/serve.py on 127.0.0.1: throughput, latency, statuses, RSS
+	$(PY) scripts/load.py --requests $(or $(LOAD_REQUESTS),300) $(LOAD_ARGS)
