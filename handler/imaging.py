@@ -78,7 +78,7 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _open(data: bytes, *, max_pixels: int) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Open lazily, checking cheap facts first: that there are bytes, that the header is a
     supported format, that its pixel count is within ``max_pixels``. Nothing is decoded yet."""
     if not data:
@@ -114,18 +114,17 @@ def _load(image: Image.Image) -> Image.Image:
 
 def decode(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode image bytes into an upright RGB or RGBA image (first frame of animations)."""
-    return _load(_open(data, max_pixels=max_pixels))
+    return _load(open_image(data, max_pixels=max_pixels))
 
 
-def decode_preview(data: bytes, *, max_pixels: int, min_side: int) -> Image.Image | None:
-    """A JPEG decoded at a reduced DCT scale whose sides stay at least ``min_side`` long, or
-    None when the format or the size allows no reduction.
+def decode_preview(image: Image.Image, *, min_side: int) -> Image.Image | None:
+    """An opened JPEG decoded at a reduced DCT scale whose sides stay at least ``min_side``
+    long, or None when the format or the size allows no reduction.
 
     libjpeg scales by 1/2, 1/4 or 1/8 while decoding, which costs a fraction of a full
     decode and antialiases as well as a box filter: a cheap, clean source for the model's
     320x320 input.
     """
-    image = _open(data, max_pixels=max_pixels)
     if image.format != "JPEG" or min(image.size) < 2 * min_side:
         return None
     scale = min_side / min(image.size)

@@ -14,6 +14,7 @@ from .segmenter import Segmenter, upsample
 
 # Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
 PREVIEW_SIDE = 640
+LARGE_IMAGE_PIXELS = 6_000_000
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,18 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
     """Cut the salient subject out of encoded image bytes."""
-    # The model needs only 320x320: a JPEG gives it a reduced decode, and the full-size decode
-    # waits until inference is over so the two never hold memory at the same time.
-    preview = imaging.decode_preview(data, max_pixels=max_pixels, min_side=PREVIEW_SIDE)
+    header = imaging.open_image(data, max_pixels=max_pixels)
+    # Big photos return the model's memory before their full-size work starts; small ones
+    # keep it for the next request.
+    release_memory = header.width * header.height >= LARGE_IMAGE_PIXELS
+    # The model needs only 320x320: a big JPEG gives it a reduced decode, and its full-size
+    # decode waits until inference is over so the two never hold memory at the same time.
+    preview = imaging.decode_preview(header, min_side=PREVIEW_SIDE)
     if preview is None:
         image = imaging.decode(data, max_pixels=max_pixels)
-        small_mask = segmenter.predict_small(imaging.flatten(image))
+        small_mask = segmenter.predict_small(imaging.flatten(image), release_memory=release_memory)
     else:
-        small_mask = segmenter.predict_small(imaging.flatten(preview))
+        small_mask = segmenter.predict_small(preview, release_memory=release_memory)
         del preview
         image = imaging.decode(data, max_pixels=max_pixels)
     mask = upsample(small_mask, image.size)

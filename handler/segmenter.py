@@ -55,20 +55,24 @@ class Segmenter:
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._input_name = self._session.get_inputs()[0].name
         self._fused_output = self._session.get_outputs()[0].name
-        # The ~275 MB of activations go back to the OS after each image instead of sitting
-        # under the full-size work that follows (a 12 MP cut-out needs ~200 MB of its own);
-        # re-allocating them costs a few percent of inference time.
-        self._run_options = ort.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        # Shrinking the arena hands the ~275 MB of activations back to the OS after a run, so
+        # that a big photo's full-size work (~200 MB at 12 MP) does not stack on top of them;
+        # re-allocating them costs ~25% of inference time, so it is asked for per run.
+        self._release_memory = ort.RunOptions()
+        self._release_memory.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
-    def run(self, tensor: np.ndarray) -> np.ndarray:
+    def run(self, tensor: np.ndarray, *, release_memory: bool = False) -> np.ndarray:
         """The model alone: the fused map (1x1x320x320, through its sigmoid) for a model input tensor."""
-        (prediction,) = self._session.run([self._fused_output], {self._input_name: tensor}, self._run_options)
+        run_options = self._release_memory if release_memory else None
+        (prediction,) = self._session.run([self._fused_output], {self._input_name: tensor}, run_options)
         return prediction
 
-    def predict_small(self, image: Image.Image) -> np.ndarray:
-        """The 320x320 float32 saliency map in [0, 1] for an RGB image."""
-        return normalise(self.run(model_input(image))[0, 0])
+    def predict_small(self, image: Image.Image, *, release_memory: bool = False) -> np.ndarray:
+        """The 320x320 float32 saliency map in [0, 1] for an RGB image.
+
+        :param release_memory: give the model's working memory back to the OS afterwards.
+        """
+        return normalise(self.run(model_input(image), release_memory=release_memory)[0, 0])
 
     def predict(self, image: Image.Image) -> np.ndarray:
         """The uint8 mask (0 background, 255 subject) at the image's own size."""
