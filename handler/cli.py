@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if not pairs:
         parser.error("no images found in the inputs")
     suffix = pairs[0][1].suffix.lower()
-    if len(pairs) == 1 and suffix not in (extension, ".jpeg" if extension == ".jpg" else extension):
+    named_otherwise = suffix in IMAGE_SUFFIXES and suffix not in (extension, ".jpeg" if extension == ".jpg" else extension)
+    if len(pairs) == 1 and named_otherwise:
         parser.error(f"{args.output} does not match --format {options.format}: name it *{extension}")
 
     # Heavy imports only once there is work to do: --help and --version stay instant.

@@ -5,7 +5,7 @@ import sys
 from dataclasses import fields
 
 import pytest
-from helpers import encode, example_photo, open_result
+from helpers import EXAMPLES, encode, example_photo, open_result
 
 from handler import __version__
 from handler.cli import main
@@ -187,3 +187,12 @@ def test_python_dash_m_handler_runs(repo_root, tmp_path, jpeg):
     assert "done 1, failed 0" in completed.stdout
     image = open_result(destination.read_bytes())
     assert (image.mode, image.size) == ("L", SMALL)
+
+
+def test_an_output_file_named_for_another_format_is_refused(tmp_path, capsys):
+    # A WebP written into a .png file would mislead every viewer that trusts the name.
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(EXAMPLES / "coffee.jpg"), "-o", str(tmp_path / "cutout.png"), "--format", "webp"])
+    assert exit_info.value.code == 2
+    assert "does not match --format webp" in capsys.readouterr().err
+    assert not (tmp_path / "cutout.png").exists()
