@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test serve lint bench fuzz load
+.PHONY: setup demo test serve lint bench fuzz load eval
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/hadolint Dockerfile
 	$(PY) scripts/lint_template.py template.yaml
+
+eval: setup  ## mask quality (MAE, maxFβ, boundary F, ms) of plain, refine and hard on ../shared/testdata/{sod,hires}
+	$(PY) scripts/eval.py $(EVAL_ARGS)
 
 bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json
 	$(PY) scripts/bench.py $(BENCH_ARGS)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import imaging
+from . import imaging, refine
 from .options import Options
 from .segmenter import Segmenter, upsample
 
@@ -51,13 +51,19 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
         del preview
         image = imaging.decode(data, max_pixels=max_pixels)
     mask = upsample(small_mask, image.size)
-    if options.hard:
-        mask = imaging.harden(mask)
-    if image.mode == "RGBA":
-        mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    if options.refine:
+        mask = refine.refine_mask(rgb, mask)
+    if options.hard:
+        mask = imaging.harden(mask)
+    # The model's fringe gets the subject's colour, not the old background's. Sources with
+    # alpha keep their own colours: behind their transparent parts there is no photo to unmix.
+    if not options.mask and image.mode == "RGB":
+        rgb = refine.foreground_colours(rgb, mask)
+    if image.mode == "RGBA":
+        mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
     input_pixels = image.width * image.height
     del image  # the arrays hold what is needed; a 12 MP decode is 36 MB
 

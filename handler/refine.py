@@ -1,0 +1,157 @@
+"""Edge refinement of the upsampled mask and foreground colours for its fringe.
+
+U²-NetP predicts 320x320; on a 12 MP photo one mask cell covers ~12x12 pixels, so the
+upsampled edge is soft and its 0.5 level sits inside the subject. Both functions here
+do their heavy work (box filters) at a working size of at most ``WORK_SIDE`` pixels and
+touch full-resolution pixels only in the uncertain band of the mask, where a linear
+model fitted at the working size is evaluated on the full-resolution photo (the "fast
+guided filter" of He & Sun 2015). Pure numpy and Pillow: arrays in, new arrays out.
+"""
+
+import numpy as np
+from PIL import Image
+
+# Long side of the working size: the model's own resolution. The mask holds nothing finer;
+# the detail comes from evaluating the fitted model on the full-resolution photo. 512
+# measured the same boundary F and MAE (maxF +0.0007 on SOD) at about twice the cost.
+WORK_SIDE = 320
+CELL = 320  # the model's output size: radii below are in its cells
+EDGE_RADIUS = 1.0  # guided-filter window radius, in model cells
+EDGE_EPSILON = 1e-3  # guided-filter regulariser (colour variance, 0-1 units)
+LEVEL_GAMMA = 0.7  # the model's soft edge, measured on both eval sets, is best cut below 0.5
+SNAP_WEIGHT = 0.5  # how far the band moves towards the photo-snapped edge
+BAND = (5, 250)  # refine only where the coarse mask is neither ~0 nor ~255
+COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
+
+_LEVELS = np.rint(255 * (np.arange(256) / 255) ** LEVEL_GAMMA).astype(np.uint8)
+
+
+def _box(pixels: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 window, edges replicated; HxW or HxWxC float32."""
+    pad = [(radius + 1, radius), (0, 0)] + [(0, 0)] * (pixels.ndim - 2)
+    summed = np.cumsum(np.pad(pixels, pad, mode="edge"), axis=0, dtype=np.float32)
+    rows = summed[2 * radius + 1 :] - summed[: -2 * radius - 1]
+    pad = [(0, 0), (radius + 1, radius)] + [(0, 0)] * (pixels.ndim - 2)
+    summed = np.cumsum(np.pad(rows, pad, mode="edge"), axis=1, dtype=np.float32)
+    return (summed[:, 2 * radius + 1 :] - summed[:, : -2 * radius - 1]) / np.float32((2 * radius + 1) ** 2)
+
+
+def _working(pixels: np.ndarray) -> np.ndarray:
+    """The array box-reduced so its long side is at most WORK_SIDE, as float32 in 0-1."""
+    height, width = pixels.shape[:2]
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(pixels)
+    if size != (width, height):
+        image = image.resize(size, Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def _solve_symmetric(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """x with matrix @ x = vector for stacks of symmetric positive 3x3 systems, by the adjugate.
+
+    Several times faster than np.linalg.solve on a few hundred thousand tiny systems.
+    """
+    xx, xy, xz, yy, yz, zz = (matrix[..., i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
+    adjugate = np.stack(
+        [yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy, xx * zz - xz * xz, xy * xz - xx * yz, xx * yy - xy * xy],
+        axis=-1,
+    )
+    determinant = xx * adjugate[..., 0] + xy * adjugate[..., 1] + xz * adjugate[..., 2]
+    ixx, ixy, ixz, iyy, iyz, izz = np.moveaxis(adjugate, -1, 0)
+    vx, vy, vz = np.moveaxis(vector, -1, 0)
+    solution = np.stack([ixx * vx + ixy * vy + ixz * vz, ixy * vx + iyy * vy + iyz * vz, ixz * vx + iyz * vy + izz * vz], axis=-1)
+    return solution / determinant[..., None]
+
+
+def _guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int, epsilon: float) -> np.ndarray:
+    """HxWx4 (a_r, a_g, a_b, b) of the colour guided filter: target ~ a . guide + b locally."""
+    products = (guide[..., :, None] * guide[..., None, :]).reshape(guide.shape[:2] + (9,))
+    means = _box(np.concatenate([guide, target[..., None], guide * target[..., None], products], axis=-1), radius)
+    mean_guide, mean_target = means[..., 0:3], means[..., 3]
+    covariance = means[..., 4:7] - mean_guide * mean_target[..., None]
+    variance = means[..., 7:16].reshape(guide.shape[:2] + (3, 3)) - mean_guide[..., :, None] * mean_guide[..., None, :]
+    variance += np.float32(epsilon) * np.eye(3, dtype=np.float32)
+    a = _solve_symmetric(variance, covariance)
+    b = mean_target - (a * mean_guide).sum(axis=-1)
+    return _box(np.concatenate([a, b[..., None]], axis=-1), radius)
+
+
+def _sample(field: np.ndarray, index: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
+    """Values of a working-size field at flat full-resolution indices (nearest cell)."""
+    rows, cols = np.divmod(index, full_shape[1])
+    rows = rows * field.shape[0] // full_shape[0]
+    cols = cols * field.shape[1] // full_shape[1]
+    return field[rows, cols]
+
+
+def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The HxW uint8 mask with its uncertain band moved towards the photo's own edges.
+
+    Confident pixels (the coarse mask outside ``BAND``) only get the level curve, so
+    the interior and the far background cannot drift.
+
+    :param rgb: HxWx3 uint8 photo.
+    :param mask: HxW uint8 coarse mask at the photo's size.
+    :return: a new HxW uint8 mask.
+    """
+    levelled = _LEVELS[mask]
+    guide, coarse = _working(rgb), _working(levelled)
+    radius = max(1, round(EDGE_RADIUS * max(coarse.shape) / CELL))
+    coefficients = _guided_coefficients(guide, (coarse >= 0.5).astype(np.float32), radius, EDGE_EPSILON)
+    band = np.flatnonzero((mask > BAND[0]) & (mask < BAND[1]))
+    if band.size == 0:
+        return levelled
+    local = _sample(coefficients, band, mask.shape)
+    colours = rgb.reshape(-1, 3)[band].astype(np.float32) / 255.0
+    snapped = np.clip((local[:, :3] * colours).sum(axis=1) + local[:, 3], 0.0, 1.0) * 255.0
+    before = levelled.ravel()[band].astype(np.float32)
+    refined = levelled.copy()
+    refined.ravel()[band] = np.rint(before + SNAP_WEIGHT * (snapped - before)).astype(np.uint8)
+    return refined
+
+
+def _blur_fusion(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray, radius: int):
+    """One step of Forte & Pitié's blur-fusion estimate: (foreground, background) means."""
+    weight = alpha[..., None]
+    blurred_alpha = _box(weight, radius)
+    mean_foreground = _box(foreground * weight, radius) / (blurred_alpha + 1e-5)
+    mean_background = _box(background * (1 - weight), radius) / (1 - blurred_alpha + 1e-5)
+    return mean_foreground, mean_background
+
+
+def _unmix(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """F = F_mean + a (I - a F_mean - (1 - a) B_mean): the colour that, mixed with B at a, gives I."""
+    weight = alpha[..., None]
+    return np.clip(foreground + weight * (image - weight * foreground - (1 - weight) * background), 0.0, 1.0)
+
+
+def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The photo with semi-transparent pixels recoloured to their estimated foreground.
+
+    Approximate fast foreground colour estimation (Forte & Pitié 2020): blur-fusion means
+    of subject and background at the working size, a wide pass then a narrow one; the
+    final unmixing runs at full resolution on the fringe (0 < alpha < 255) only, so a
+    cut-out on a new background shows no halo of the old one. Opaque pixels are unchanged.
+
+    :param rgb: HxWx3 uint8 photo.
+    :param alpha: HxW uint8 alpha of the cut-out.
+    :return: a new HxWx3 uint8 array.
+    """
+    fringe = np.flatnonzero((alpha > 0) & (alpha < 255))
+    if fringe.size == 0:
+        return rgb
+    image, weight = _working(rgb), _working(alpha)
+    foreground = background = image
+    for fraction in COLOUR_RADII:
+        radius = max(1, round(fraction * max(weight.shape)))
+        mean_foreground, mean_background = _blur_fusion(foreground, background, weight, radius)
+        foreground = _unmix(image, weight, mean_foreground, mean_background)
+        background = mean_background
+    colours = rgb.reshape(-1, 3)[fringe].astype(np.float32) / 255.0
+    fringe_alpha = alpha.ravel()[fringe].astype(np.float32) / 255.0
+    local_foreground, local_background = (_sample(mean, fringe, alpha.shape) for mean in (mean_foreground, mean_background))
+    unmixed = _unmix(colours, fringe_alpha, local_foreground, local_background)
+    result = rgb.copy()
+    result.reshape(-1, 3)[fringe] = np.rint(unmixed * 255.0).astype(np.uint8)
+    return result
