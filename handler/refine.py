@@ -20,7 +20,7 @@ EDGE_RADIUS = 1.0  # guided-filter window radius, in model cells
 EDGE_EPSILON = 1e-3  # guided-filter regulariser (colour variance, 0-1 units)
 LEVEL_GAMMA = 0.7  # the model's soft edge, measured on both eval sets, is best cut below 0.5
 SNAP_WEIGHT = 0.5  # how far the band moves towards the photo-snapped edge
-BAND = (5, 250)  # refine only where the coarse mask is neither ~0 nor ~255
+BAND = (5, 250)  # within 2% of 0 or 255 counts as settled: neither refined nor recoloured
 COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
 
 _LEVELS = np.rint(255 * (np.arange(256) / 255) ** LEVEL_GAMMA).astype(np.uint8)
@@ -37,12 +37,19 @@ def _box(pixels: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _working(pixels: np.ndarray) -> np.ndarray:
-    """The array box-reduced so its long side is at most WORK_SIDE, as float32 in 0-1."""
+    """The array box-reduced so its long side is at most WORK_SIDE, as float32 in 0-1.
+
+    An integer ``reduce`` first: on a 12 MP photo it is about three times faster than
+    one resize all the way down.
+    """
     height, width = pixels.shape[:2]
     scale = min(1.0, WORK_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(pixels)
-    if size != (width, height):
+    factor = max(height, width) // WORK_SIDE
+    if factor >= 2:
+        image = image.reduce(factor)
+    if size != image.size:
         image = image.resize(size, Image.Resampling.BOX)
     return np.asarray(image, dtype=np.float32) / 255.0
 
@@ -77,12 +84,17 @@ def _guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int, eps
     return _box(np.concatenate([a, b[..., None]], axis=-1), radius)
 
 
-def _sample(field: np.ndarray, index: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
-    """Values of a working-size field at flat full-resolution indices (nearest cell)."""
-    rows, cols = np.divmod(index, full_shape[1])
-    rows = rows * field.shape[0] // full_shape[0]
-    cols = cols * field.shape[1] // full_shape[1]
-    return field[rows, cols]
+def _unsure(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat index, (row, column)) of the pixels whose mask value is inside BAND."""
+    flat = np.flatnonzero((mask > BAND[0]) & (mask < BAND[1]))
+    return flat, np.divmod(flat, mask.shape[1])
+
+
+def _sample(field: np.ndarray, position: tuple[np.ndarray, np.ndarray], full_shape: tuple[int, int]) -> np.ndarray:
+    """Values of a working-size field at full-resolution (row, column) positions (nearest cell)."""
+    rows = (np.arange(full_shape[0]) * field.shape[0] // full_shape[0])[position[0]]
+    cols = (np.arange(full_shape[1]) * field.shape[1] // full_shape[1])[position[1]]
+    return field.reshape(-1, *field.shape[2:])[rows * field.shape[1] + cols]
 
 
 def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -95,14 +107,14 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     :param mask: HxW uint8 coarse mask at the photo's size.
     :return: a new HxW uint8 mask.
     """
-    levelled = _LEVELS[mask]
+    levelled = np.asarray(Image.fromarray(mask).point(_LEVELS.tolist()))  # a C lookup, 3x numpy's
     guide, coarse = _working(rgb), _working(levelled)
     radius = max(1, round(EDGE_RADIUS * max(coarse.shape) / CELL))
     coefficients = _guided_coefficients(guide, (coarse >= 0.5).astype(np.float32), radius, EDGE_EPSILON)
-    band = np.flatnonzero((mask > BAND[0]) & (mask < BAND[1]))
+    band, position = _unsure(mask)
     if band.size == 0:
         return levelled
-    local = _sample(coefficients, band, mask.shape)
+    local = _sample(coefficients, position, mask.shape)
     colours = rgb.reshape(-1, 3)[band].astype(np.float32) / 255.0
     snapped = np.clip((local[:, :3] * colours).sum(axis=1) + local[:, 3], 0.0, 1.0) * 255.0
     before = levelled.ravel()[band].astype(np.float32)
@@ -131,14 +143,14 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     Approximate fast foreground colour estimation (Forte & Pitié 2020): blur-fusion means
     of subject and background at the working size, a wide pass then a narrow one; the
-    final unmixing runs at full resolution on the fringe (0 < alpha < 255) only, so a
+    final unmixing runs at full resolution on the fringe (alpha inside BAND) only, so a
     cut-out on a new background shows no halo of the old one. Opaque pixels are unchanged.
 
     :param rgb: HxWx3 uint8 photo.
     :param alpha: HxW uint8 alpha of the cut-out.
     :return: a new HxWx3 uint8 array.
     """
-    fringe = np.flatnonzero((alpha > 0) & (alpha < 255))
+    fringe, position = _unsure(alpha)
     if fringe.size == 0:
         return rgb
     image, weight = _working(rgb), _working(alpha)
@@ -150,7 +162,7 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         background = mean_background
     colours = rgb.reshape(-1, 3)[fringe].astype(np.float32) / 255.0
     fringe_alpha = alpha.ravel()[fringe].astype(np.float32) / 255.0
-    local_foreground, local_background = (_sample(mean, fringe, alpha.shape) for mean in (mean_foreground, mean_background))
+    local_foreground, local_background = (_sample(mean, position, alpha.shape) for mean in (mean_foreground, mean_background))
     unmixed = _unmix(colours, fringe_alpha, local_foreground, local_background)
     result = rgb.copy()
     result.reshape(-1, 3)[fringe] = np.rint(unmixed * 255.0).astype(np.uint8)
