@@ -162,3 +162,17 @@ def test_refine_raises_boundary_f_on_sod_without_costing_mae_or_max_f(testdata, 
     assert refined["boundary"] >= plain["boundary"] + 0.008
     assert refined["mae"] <= plain["mae"] * 1.02
     assert refined["max_f"] >= plain["max_f"] - 0.002
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_boundary_f_matches_edges_within_the_tolerance(metrics, shift):
+    # 480x360: the tolerance is 0.75% of the 600 px diagonal, 4 or 5 pixels
+    _, truth = disc_scene()
+
+    assert metrics.boundary_f(np.roll(truth, shift, axis=1), truth) == 1.0
+
+
+def test_boundary_f_drops_for_edges_beyond_the_tolerance(metrics):
+    _, truth = disc_scene()
+
+    assert metrics.boundary_f(np.roll(truth, 12, axis=1), truth) < 0.5
