@@ -21,6 +21,8 @@ EDGE_EPSILON = 1e-3  # guided-filter regulariser (colour variance, 0-1 units)
 LEVEL_GAMMA = 0.7  # the model's soft edge, measured on both eval sets, is best cut below 0.5
 SNAP_WEIGHT = 0.5  # how far the band moves towards the photo-snapped edge
 BAND = (5, 250)  # within 2% of 0 or 255 counts as settled: neither refined nor recoloured
+SHIFTED_SUM_RADIUS = 3  # box filters this small are cheaper as shifted sums than as running sums
+STRIP_ROWS = 256  # full-resolution work goes strip by strip: index and colour arrays stay small
 COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
 
 _LEVELS = np.rint(255 * (np.arange(256) / 255) ** LEVEL_GAMMA).astype(np.uint8)
@@ -28,12 +30,28 @@ _LEVELS = np.rint(255 * (np.arange(256) / 255) ** LEVEL_GAMMA).astype(np.uint8)
 
 def _box(pixels: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges replicated; HxW or HxWxC float32."""
+    if radius <= SHIFTED_SUM_RADIUS:
+        return _shifted_box(pixels, radius)
     pad = [(radius + 1, radius), (0, 0)] + [(0, 0)] * (pixels.ndim - 2)
     summed = np.cumsum(np.pad(pixels, pad, mode="edge"), axis=0, dtype=np.float32)
     rows = summed[2 * radius + 1 :] - summed[: -2 * radius - 1]
     pad = [(0, 0), (radius + 1, radius)] + [(0, 0)] * (pixels.ndim - 2)
     summed = np.cumsum(np.pad(rows, pad, mode="edge"), axis=1, dtype=np.float32)
     return (summed[:, 2 * radius + 1 :] - summed[:, : -2 * radius - 1]) / np.float32((2 * radius + 1) ** 2)
+
+
+def _shifted_box(pixels: np.ndarray, radius: int) -> np.ndarray:
+    """The same mean as _box, as a sum of shifted copies: cheaper than running sums for small windows."""
+    height, width = pixels.shape[:2]
+    padded = np.pad(pixels, [(radius, radius), (radius, radius)] + [(0, 0)] * (pixels.ndim - 2), mode="edge")
+    rows = padded[:height].copy()
+    for shift in range(1, 2 * radius + 1):
+        rows += padded[shift : shift + height]
+    total = rows[:, :width].copy()
+    for shift in range(1, 2 * radius + 1):
+        total += rows[:, shift : shift + width]
+    total /= np.float32((2 * radius + 1) ** 2)
+    return total
 
 
 def _working(pixels: np.ndarray) -> np.ndarray:
@@ -84,17 +102,20 @@ def _guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int, eps
     return _box(np.concatenate([a, b[..., None]], axis=-1), radius)
 
 
-def _unsure(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(flat index, (row, column)) of the pixels whose mask value is inside BAND."""
-    flat = np.flatnonzero((mask > BAND[0]) & (mask < BAND[1]))
-    return flat, np.divmod(flat, mask.shape[1])
+def _unsure_strips(mask: np.ndarray):
+    """Strip by strip, the pixels whose mask value is inside BAND:
+    (row slice, flat index within the strip, row, column)."""
+    for top in range(0, mask.shape[0], STRIP_ROWS):
+        strip = mask[top : top + STRIP_ROWS]
+        flat = np.flatnonzero((strip > BAND[0]) & (strip < BAND[1]))
+        if flat.size:
+            rows, cols = np.divmod(flat, mask.shape[1])
+            yield slice(top, top + len(strip)), flat, rows + top, cols
 
 
-def _sample(field: np.ndarray, position: tuple[np.ndarray, np.ndarray], full_shape: tuple[int, int]) -> np.ndarray:
+def _sample(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
     """Values of a working-size field at full-resolution (row, column) positions (nearest cell)."""
-    rows = (np.arange(full_shape[0]) * field.shape[0] // full_shape[0])[position[0]]
-    cols = (np.arange(full_shape[1]) * field.shape[1] // full_shape[1])[position[1]]
-    return field.reshape(-1, *field.shape[2:])[rows * field.shape[1] + cols]
+    return field[rows * field.shape[0] // full_shape[0], cols * field.shape[1] // full_shape[1]]
 
 
 def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -111,15 +132,13 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     guide, coarse = _working(rgb), _working(levelled)
     radius = max(1, round(EDGE_RADIUS * max(coarse.shape) / CELL))
     coefficients = _guided_coefficients(guide, (coarse >= 0.5).astype(np.float32), radius, EDGE_EPSILON)
-    band, position = _unsure(mask)
-    if band.size == 0:
-        return levelled
-    local = _sample(coefficients, position, mask.shape)
-    colours = rgb.reshape(-1, 3)[band].astype(np.float32) / 255.0
-    snapped = np.clip((local[:, :3] * colours).sum(axis=1) + local[:, 3], 0.0, 1.0) * 255.0
-    before = levelled.ravel()[band].astype(np.float32)
     refined = levelled.copy()
-    refined.ravel()[band] = np.rint(before + SNAP_WEIGHT * (snapped - before)).astype(np.uint8)
+    for strip, flat, rows, cols in _unsure_strips(mask):
+        local = _sample(coefficients, rows, cols, mask.shape)
+        colours = rgb[strip].reshape(-1, 3)[flat].astype(np.float32) / 255.0
+        snapped = np.clip((local[:, :3] * colours).sum(axis=1) + local[:, 3], 0.0, 1.0) * 255.0
+        before = levelled[strip].ravel()[flat].astype(np.float32)
+        refined[strip].ravel()[flat] = np.rint(before + SNAP_WEIGHT * (snapped - before)).astype(np.uint8)
     return refined
 
 
@@ -150,8 +169,7 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     :param alpha: HxW uint8 alpha of the cut-out.
     :return: a new HxWx3 uint8 array.
     """
-    fringe, position = _unsure(alpha)
-    if fringe.size == 0:
+    if not ((alpha > BAND[0]) & (alpha < BAND[1])).any():
         return rgb
     image, weight = _working(rgb), _working(alpha)
     foreground = background = image
@@ -160,10 +178,13 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         mean_foreground, mean_background = _blur_fusion(foreground, background, weight, radius)
         foreground = _unmix(image, weight, mean_foreground, mean_background)
         background = mean_background
-    colours = rgb.reshape(-1, 3)[fringe].astype(np.float32) / 255.0
-    fringe_alpha = alpha.ravel()[fringe].astype(np.float32) / 255.0
-    local_foreground, local_background = (_sample(mean, position, alpha.shape) for mean in (mean_foreground, mean_background))
-    unmixed = _unmix(colours, fringe_alpha, local_foreground, local_background)
     result = rgb.copy()
-    result.reshape(-1, 3)[fringe] = np.rint(unmixed * 255.0).astype(np.uint8)
+    for strip, flat, rows, cols in _unsure_strips(alpha):
+        colours = rgb[strip].reshape(-1, 3)[flat].astype(np.float32) / 255.0
+        fringe_alpha = alpha[strip].ravel()[flat].astype(np.float32) / 255.0
+        local_foreground, local_background = (
+            _sample(mean, rows, cols, alpha.shape) for mean in (mean_foreground, mean_background)
+        )
+        unmixed = _unmix(colours, fringe_alpha, local_foreground, local_background)
+        result[strip].reshape(-1, 3)[flat] = np.rint(unmixed * 255.0).astype(np.uint8)
     return result
