@@ -102,20 +102,23 @@ def _guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int, eps
     return _box(np.concatenate([a, b[..., None]], axis=-1), radius)
 
 
-def _unsure_strips(mask: np.ndarray):
-    """Strip by strip, the pixels whose mask value is inside BAND:
-    (row slice, flat index within the strip, row, column)."""
-    for top in range(0, mask.shape[0], STRIP_ROWS):
+def _unsure_strips(mask: np.ndarray, field_shape: tuple[int, int]):
+    """Strip by strip, the pixels whose mask value is inside BAND: (row slice, flat index
+    within the strip, flat index of the nearest cell of a working-size field)."""
+    height, width = mask.shape
+    row_cells = (np.arange(height) * field_shape[0] // height) * field_shape[1]
+    col_cells = np.arange(width) * field_shape[1] // width
+    for top in range(0, height, STRIP_ROWS):
         strip = mask[top : top + STRIP_ROWS]
         flat = np.flatnonzero((strip > BAND[0]) & (strip < BAND[1]))
         if flat.size:
-            rows, cols = np.divmod(flat, mask.shape[1])
-            yield slice(top, top + len(strip)), flat, rows + top, cols
+            rows, cols = np.divmod(flat, width)
+            yield slice(top, top + len(strip)), flat, row_cells[top:][rows] + col_cells[cols]
 
 
-def _sample(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
-    """Values of a working-size field at full-resolution (row, column) positions (nearest cell)."""
-    return field[rows * field.shape[0] // full_shape[0], cols * field.shape[1] // full_shape[1]]
+def _sample(field: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Values of a working-size HxWxC field at flat cell indices."""
+    return field.reshape(-1, field.shape[2]).take(cells, axis=0)
 
 
 def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -133,8 +136,8 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     radius = max(1, round(EDGE_RADIUS * max(coarse.shape) / CELL))
     coefficients = _guided_coefficients(guide, (coarse >= 0.5).astype(np.float32), radius, EDGE_EPSILON)
     refined = levelled.copy()
-    for strip, flat, rows, cols in _unsure_strips(mask):
-        local = _sample(coefficients, rows, cols, mask.shape)
+    for strip, flat, cells in _unsure_strips(mask, coefficients.shape[:2]):
+        local = _sample(coefficients, cells)
         colours = rgb[strip].reshape(-1, 3)[flat].astype(np.float32) / 255.0
         snapped = np.clip((local[:, :3] * colours).sum(axis=1) + local[:, 3], 0.0, 1.0) * 255.0
         before = levelled[strip].ravel()[flat].astype(np.float32)
@@ -179,12 +182,11 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         foreground = _unmix(image, weight, mean_foreground, mean_background)
         background = mean_background
     result = rgb.copy()
-    for strip, flat, rows, cols in _unsure_strips(alpha):
+    means = np.concatenate([mean_foreground, mean_background], axis=-1)
+    for strip, flat, cells in _unsure_strips(alpha, means.shape[:2]):
         colours = rgb[strip].reshape(-1, 3)[flat].astype(np.float32) / 255.0
         fringe_alpha = alpha[strip].ravel()[flat].astype(np.float32) / 255.0
-        local_foreground, local_background = (
-            _sample(mean, rows, cols, alpha.shape) for mean in (mean_foreground, mean_background)
-        )
-        unmixed = _unmix(colours, fringe_alpha, local_foreground, local_background)
+        local = _sample(means, cells)
+        unmixed = _unmix(colours, fringe_alpha, local[:, :3], local[:, 3:])
         result[strip].reshape(-1, 3)[flat] = np.rint(unmixed * 255.0).astype(np.uint8)
     return result
