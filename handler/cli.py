@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--refine",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="refine mask edges at full resolution, guided by the photo (default: on)",
+        default=None,
+        help="refine mask edges at full resolution, guided by the photo (default: on for photos over 640 px)",
     )
     parser.add_argument("--hard", action="store_true", help="snap near-0 and near-1 mask values for crisp product cut-outs")
     parser.add_argument("--model", type=Path, help="path of the ONNX model (default: MODEL_PATH or the bundled u2netp.onnx)")

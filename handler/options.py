@@ -70,7 +70,9 @@ class Options:
     crop:       crop to the subject's bounding box, with a small margin
     max_size:   longest side of the output in pixels (never upscales)
     store:      write the result to S3 and answer with a link (API only)
-    refine:     refine the mask's edges at full resolution, guided by the photo
+    refine:     refine the mask's edges at full resolution, guided by the photo, and clean the
+                fringe's colours; None (the default) does so for photos over twice the
+                model's 320 px input, where the upsampled mask is soft
     hard:       snap near-0 and near-1 mask values for crisp product cut-outs
     """
 
@@ -80,7 +82,7 @@ class Options:
     crop: bool = False
     max_size: int | None = None
     store: bool = False
-    refine: bool = True
+    refine: bool | None = None
     hard: bool = False
 
     @property

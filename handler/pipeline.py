@@ -10,7 +10,7 @@ from PIL import Image
 
 from . import imaging, refine
 from .options import Options
-from .segmenter import Segmenter, upsample
+from .segmenter import INPUT_SIZE, Segmenter, upsample
 
 # Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
 PREVIEW_SIDE = 640
@@ -54,13 +54,17 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    if options.refine:
+    # Past twice the model's input the upsampled mask is soft and its fringe carries the old
+    # background, so the full-resolution steps pay off; below it they would cost a third of a
+    # small photo's time for little gain, and run only when refine is asked for explicitly.
+    upsampled = max(rgb.shape[:2]) > 2 * INPUT_SIZE
+    if options.refine or (options.refine is None and upsampled):
         mask = refine.refine_mask(rgb, mask)
     if options.hard:
         mask = imaging.harden(mask)
     # The model's fringe gets the subject's colour, not the old background's. Sources with
     # alpha keep their own colours: behind their transparent parts there is no photo to unmix.
-    if not options.mask and image.mode == "RGB":
+    if not options.mask and image.mode == "RGB" and (upsampled or options.refine):
         rgb = refine.foreground_colours(rgb, mask)
     if image.mode == "RGBA":
         mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
