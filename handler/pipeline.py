@@ -85,6 +85,7 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
         pixels = imaging.on_background(rgb, mask, options.background)
     else:
         pixels = imaging.cutout(rgb, mask)
+    del rgb, mask  # 48 MB at 12 MP that the encoder's own buffers need not sit on
     height, width = pixels.shape[:2]
     return Result(
         data=imaging.encode(pixels, options.format),
