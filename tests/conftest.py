@@ -12,6 +12,7 @@ TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from localaws import aws, moto_endpoint, s3, sqs  # noqa: E402, F401  (fixtures for every test)
+from s3.support import app, use_storage  # noqa: E402, F401
 
 
 def pytest_configure(config):

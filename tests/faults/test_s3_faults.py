@@ -16,11 +16,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
-from s3.events import s3_notification, sqs_event
-from s3.test_queue import PHOTO, SETTINGS, LambdaContext, output_keys
+from s3.support import PHOTO, SETTINGS, LambdaContext, output_keys, s3_notification, sqs_event
 
 from handler.storage import Storage
-from handler.worker import Worker
 
 MAX_RECEIVES = 3
 MAX_INVOCATIONS = 100
@@ -47,26 +45,6 @@ def queues(sqs) -> Queues:
     url = sqs.create_queue(QueueName="faults-work", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return Queues(url, arn, dlq_url)
-
-
-@pytest.fixture
-def app(monkeypatch, segmenter):
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "bgremove")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BackgroundRemoval")
-    import handler.app
-
-    return handler.app
-
-
-@pytest.fixture
-def use_storage(app, monkeypatch, segmenter):
-    """Run the app's worker with ``storage`` on the local S3 server."""
-
-    def use(storage: Storage) -> Storage:
-        monkeypatch.setattr(app, "worker", Worker(storage=storage, segmenter=segmenter, settings=SETTINGS))
-        return storage
-
-    return use
 
 
 def upload(s3, sqs, queues: Queues, keys: list[str], body: bytes = PHOTO) -> None:

@@ -2,59 +2,15 @@
 
 import io
 import json
-from dataclasses import dataclass
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
-from helpers import encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 from PIL import Image
 
-from handler.settings import Settings
 from handler.storage import Storage
-from handler.worker import Worker
-from s3.events import load_event, s3_notification, sqs_event
-
-PHOTO = encode(example_photo("astronaut", (96, 96)), "JPEG", quality=85)
-SETTINGS = Settings(input_buckets=(INPUT_BUCKET,), output_bucket=OUTPUT_BUCKET)
-
-
-@dataclass
-class LambdaContext:
-    remaining_ms: int = 60_000
-    function_name: str = "bgremove-worker-test"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bgremove-worker-test"
-    aws_request_id: str = "5e1b2c3d-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture
-def app(monkeypatch, segmenter):
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "bgremove")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BackgroundRemoval")
-    import handler.app
-
-    return handler.app
-
-
-@pytest.fixture
-def use_storage(app, monkeypatch, segmenter):
-    """Run the app's worker on the local S3 server with ``storage`` (a real Storage by default)."""
-
-    def use(storage=None):
-        worker = Worker(storage=storage or Storage(), segmenter=segmenter, settings=SETTINGS)
-        monkeypatch.setattr(app, "worker", worker)
-
-    use()
-    return use
-
-
-def output_keys(s3) -> list[str]:
-    return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", []))
+from s3.support import PHOTO, SETTINGS, LambdaContext, load_event, output_keys, s3_notification, sqs_event
 
 
 def message(body: dict, number: int) -> dict:

@@ -11,7 +11,7 @@ from handler.errors import UndecodableImage, UnsupportedMediaType
 from handler.settings import Settings
 from handler.storage import ObjectRef, Storage
 from handler.worker import Worker, created_objects
-from s3.events import load_event, s3_notification
+from s3.support import load_event, s3_notification
 
 PHOTO = encode(example_photo("chelsea", (160, 120)), "JPEG", quality=90)
 
