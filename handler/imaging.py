@@ -179,9 +179,11 @@ def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 
 def cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """HxWx4 RGBA from HxWx3 colour and HxW alpha; fully transparent pixels get RGB 0.
+    """HxWx4 RGBA from HxWx3 colour and HxW alpha, with no more colour than the alpha can show.
 
-    Zeroed RGB under alpha 0 is invisible and roughly halves the PNG.
+    Fully transparent pixels get RGB 0. A faint pixel (alpha a < 128) shows a/255 of its
+    colour, so its colour is rounded to a multiple of 255 // a: any composite changes by at
+    most half a level, and the PNG gets smaller (zeroing alone roughly halves it).
     """
     rgba = np.empty(alpha.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = rgb
@@ -189,6 +191,12 @@ def cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     # One multiply per pixel, as a 32-bit word, instead of one per channel: twice as fast at 12 MP.
     words = rgba.view(np.uint32)[..., 0]
     np.multiply(words, alpha > 0, out=words, casting="unsafe")
+    faint = np.flatnonzero((alpha > 0) & (alpha < 128))
+    if faint.size:
+        pixels = rgba.reshape(-1, 4)
+        step = (255 // pixels[faint, 3]).astype(np.uint16)[:, np.newaxis]
+        colours = pixels[faint, :3].astype(np.uint16)
+        pixels[faint, :3] = np.minimum((colours + step // 2) // step * step, 255)
     return rgba
 
 

@@ -85,13 +85,31 @@ def test_fit_within(size, max_side, expected):
 
 def test_cutout_zeroes_rgb_only_where_alpha_is_zero():
     rgb = np.full((2, 3, 3), 90, np.uint8)
-    alpha = np.array([[0, 1, 255], [128, 0, 0]], np.uint8)
+    alpha = np.array([[0, 200, 255], [128, 0, 0]], np.uint8)
 
     rgba = imaging.cutout(rgb, alpha)
 
     assert rgba.shape == (2, 3, 4) and rgba.dtype == np.uint8
     assert np.array_equal(rgba[..., 3], alpha)
     assert np.array_equal(rgba[..., :3].max(axis=-1), np.where(alpha > 0, 90, 0))
+
+
+def test_faint_pixels_keep_only_the_colour_their_alpha_can_show():
+    # GIVEN every colour at every alpha
+    colour, alpha = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
+    rgb = np.repeat(colour[..., np.newaxis], 3, axis=2)
+
+    rgba = imaging.cutout(rgb, alpha)
+
+    # THEN composited over black or white, nothing moves by more than half a level
+    for background in (0.0, 255.0):
+        weight = alpha / 255.0
+        before = weight * colour + (1 - weight) * background
+        after = weight * rgba[..., 0] + (1 - weight) * background
+        assert np.abs(after - before)[alpha > 0].max() <= 0.5
+    # AND alpha 128 and up keeps every colour exactly, while faint pixels take fewer values
+    assert np.array_equal(rgba[128:, :, :3], rgb[128:])
+    assert len(np.unique(rgba[1, :, 0])) == 2 and len(np.unique(rgba[10, :, 0])) < 15
 
 
 def test_on_background_weights_by_alpha():
