@@ -34,8 +34,8 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
-    """Cut the salient subject out of encoded image bytes."""
+def segment(data: bytes, *, segmenter: Segmenter, max_pixels: int) -> tuple[Image.Image, np.ndarray]:
+    """Decode image bytes and predict their mask: (upright RGB or RGBA image, uint8 mask at its size)."""
     header = imaging.open_image(data, max_pixels=max_pixels)
     # Big photos return the model's memory before their full-size work starts; small ones
     # keep it for the next request.
@@ -51,6 +51,12 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
         del preview
         image = imaging.decode(data, max_pixels=max_pixels)
     mask = upsample(small_mask, image.size)
+    return image, mask
+
+
+def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
+    """Cut the salient subject out of encoded image bytes."""
+    image, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels)
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))

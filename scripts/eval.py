@@ -24,9 +24,8 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import metrics  # noqa: E402
 
-from handler import imaging, refine  # noqa: E402
-from handler.pipeline import PREVIEW_SIDE  # noqa: E402
-from handler.segmenter import Segmenter, upsample  # noqa: E402
+from handler import imaging, pipeline, refine  # noqa: E402
+from handler.segmenter import Segmenter  # noqa: E402
 from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
 DEFAULT_SETS = [REPO_ROOT.parent / "shared" / "testdata" / name for name in ("sod", "hires")]
@@ -46,10 +45,8 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 
 def segment(segmenter: Segmenter, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb, mask at full size) the way the pipeline makes them."""
-    preview = imaging.decode_preview(imaging.open_image(data, max_pixels=10**9), min_side=PREVIEW_SIDE)
-    image = imaging.decode(data, max_pixels=10**9)
-    mask = upsample(segmenter.predict_small(preview or imaging.flatten(image)), image.size)
+    """(rgb, mask at full size), made by the pipeline's own segmentation step."""
+    image, mask = pipeline.segment(data, segmenter=segmenter, max_pixels=10**9)
     return np.asarray(image.convert("RGB")), mask
 
 
