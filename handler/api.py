@@ -5,7 +5,6 @@ collaborators, so both answer the same way.
 """
 
 import base64
-import json
 import time
 import uuid
 
@@ -20,7 +19,7 @@ from .pipeline import Result, remove_background
 from .request import UPLOAD_TYPES, RemoveRequest, UploadRequest, base64_length, parse_remove_request, parse_upload_request
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import ObjectRef, Storage, content_source, result_key, result_location
+from .storage import ObjectRef, Storage, content_source, result_key, result_location, result_metadata
 
 # Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, status and headers
 # included; 16 KiB of that is kept for them, the rest is the base64 body.
@@ -38,7 +37,7 @@ def error_response(status: int, code: str, message: str) -> Response:
 def _link(result: Result, request: RemoveRequest, source: str, *, storage: Storage, settings: Settings) -> dict:
     """Store the result under its deterministic key and answer where it is, with a presigned GET."""
     location = ObjectRef(settings.output_bucket, result_key(settings.output_prefix, source, request.options))
-    metadata = {"source": source, "model": MODEL_NAME, "options": json.dumps(request.options.to_dict(), separators=(",", ":"))}
+    metadata = result_metadata({"source": source}, request.options, model=MODEL_NAME)
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
     url = storage.presign_get(location.bucket, location.key, expires_in=settings.url_expires_in)
     return {"bucket": location.bucket, "key": location.key, "url": url, "expires_in": settings.url_expires_in}

@@ -10,11 +10,14 @@ import json
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import quote
 
 from .errors import ObjectNotFound, TooLarge
 from .options import Options
 
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
+# User metadata travels in HTTP headers: printable ASCII stays as it is, anything else is %-escaped.
+_METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
@@ -50,6 +53,12 @@ def result_key(prefix: str, source: str, options: Options) -> str:
 def result_location(source: ObjectRef, options: Options, *, output_bucket: str, output_prefix: str) -> ObjectRef:
     """Where the result of an S3 object goes: the output bucket (or the source's own), under the output prefix."""
     return ObjectRef(output_bucket or source.bucket, result_key(output_prefix, source.key, options))
+
+
+def result_metadata(source: dict[str, str], options: Options, *, model: str) -> dict[str, str]:
+    """User metadata for a result: where it came from, the model and the options, header-safe."""
+    values = {**source, "model": model, "options": json.dumps(options.to_dict(), separators=(",", ":"))}
+    return {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
 
 
 def content_source(data: bytes) -> str:

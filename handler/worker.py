@@ -5,9 +5,8 @@ at least once, so the result key is deterministic and an object whose result alr
 records the same source ETag is skipped.
 """
 
-import json
 from dataclasses import dataclass
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
@@ -16,7 +15,7 @@ from .options import Options
 from .pipeline import remove_background
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import SOURCE_ETAG, ObjectRef, Storage, result_location
+from .storage import SOURCE_ETAG, ObjectRef, Storage, result_location, result_metadata
 
 
 def created_objects(notification: dict) -> list[ObjectRef]:
@@ -32,11 +31,6 @@ def created_objects(notification: dict) -> list[ObjectRef]:
         for record in S3Event(notification).records
         if record.event_name.startswith("ObjectCreated")
     ]
-
-
-def _ascii(value: str) -> str:
-    """S3 user metadata travels in HTTP headers: keep it ASCII."""
-    return quote(value, safe="/ ")
 
 
 @dataclass(frozen=True)
@@ -78,13 +72,8 @@ class Worker:
         except ObjectNotFound:
             return "gone"
         result = remove_background(data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels)
-        metadata = {
-            SOURCE_ETAG: etag,
-            "source-bucket": source.bucket,
-            "source-key": _ascii(source.key),
-            "model": MODEL_NAME,
-            "options": json.dumps(self.options.to_dict(), separators=(",", ":")),
-        }
+        source_metadata = {SOURCE_ETAG: etag, "source-bucket": source.bucket, "source-key": source.key}
+        metadata = result_metadata(source_metadata, self.options, model=MODEL_NAME)
         self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
         return "written"
 

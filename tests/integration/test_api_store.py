@@ -47,6 +47,15 @@ def test_store_writes_the_result_and_links_it(store_api, s3, photo):
     assert stored["ContentType"] == "image/png" and stored["Metadata"]["model"] == "u2netp"
 
 
+def test_store_of_an_s3_reference_with_a_unicode_key(store_api, s3, photo):
+    # Regression: the source went into the result's metadata as is, and S3 metadata must be ASCII.
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/café ünï.jpg", Body=photo)
+    reply = store_api.post_json({"s3": {"bucket": INPUT_BUCKET, "key": "uploads/café ünï.jpg"}, "store": True})
+    assert reply.status == 200 and "café ünï" in reply.json()["key"]
+    stored = s3.head_object(Bucket=OUTPUT_BUCKET, Key=reply.json()["key"])
+    assert stored["Metadata"]["source"] == f"s3/{INPUT_BUCKET}/uploads/caf%C3%A9 %C3%BCn%C3%AF.jpg"
+
+
 def test_store_of_an_s3_reference_keys_the_result_by_the_source(store_api, s3, photo):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.jpg", Body=photo)
     reply = store_api.post_json({"s3": {"bucket": INPUT_BUCKET, "key": "uploads/cat.jpg"}, "store": True, "format": "webp"})
