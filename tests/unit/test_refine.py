@@ -67,12 +67,17 @@ def test_a_crisp_mask_is_left_as_it_is():
 
 
 def test_refine_moves_a_soft_edge_towards_the_photo_edge(metrics):
-    rgb, truth = disc_scene()
-    mask = coarse_mask(truth)
+    # Six times the model's size, as the model sees it: 320x240 cells, one cell of blur
+    rgb, truth = disc_scene((1920, 1440))
+    cells = Image.fromarray(truth).resize((320, 240), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1))
+    mask = np.asarray(cells.resize((1920, 1440), Image.Resampling.BILINEAR))
 
     refined = refine.refine_mask(rgb, mask)
+    # The same mask against a photo with no edges: levelled and steepened, nothing to follow
+    unguided = refine.refine_mask(np.full_like(rgb, 128), mask)
 
     assert metrics.mae(refined, truth) < 0.8 * metrics.mae(mask, truth)
+    assert metrics.mae(refined, truth) < 0.6 * metrics.mae(unguided, truth)
 
 
 def fringe_halo(composite: np.ndarray, alpha: np.ndarray) -> float:
@@ -141,9 +146,17 @@ def test_hard_is_monotone_and_keeps_the_middle_soft():
 
 
 @pytest.mark.quality
-def test_refine_raises_boundary_f_on_sod_without_costing_mae_or_max_f(testdata, segmenter, metrics):
-    # Measured: plain MAE 0.1291 / maxFβ 0.8236 / boundary F 0.569; refined 0.1254 / 0.8226 / 0.583.
-    folder = testdata("sod")
+@pytest.mark.parametrize(
+    "name, gain",
+    [
+        # Measured: plain MAE 0.1291 / maxFβ 0.8236 / boundary F 0.569; refined 0.1259 / 0.8229 / 0.586.
+        ("sod", 0.015),
+        # Measured: plain 0.0846 / 0.9222 / 0.592; refined 0.0830 / 0.9222 / 0.607.
+        ("hires", 0.010),
+    ],
+)
+def test_refine_raises_boundary_f_without_costing_mae_or_max_f(testdata, segmenter, metrics, name, gain):
+    folder = testdata(name)
     scores = {"plain": ([], [], [], []), "refine": ([], [], [], [])}
     for photo in sorted((folder / "images").glob("*.jpg")):
         rgb = np.asarray(Image.open(photo).convert("RGB"))
@@ -159,7 +172,7 @@ def test_refine_raises_boundary_f_on_sod_without_costing_mae_or_max_f(testdata, 
     plain, refined = ({"mae": np.mean(e), "max_f": metrics.max_f(p, r), "boundary": np.mean(b)} for e, p, r, b in scores.values())
 
     print(f"plain {plain}, refine {refined}")
-    assert refined["boundary"] >= plain["boundary"] + 0.008
+    assert refined["boundary"] >= plain["boundary"] + gain
     assert refined["mae"] <= plain["mae"] * 1.02
     assert refined["max_f"] >= plain["max_f"] - 0.002
 
