@@ -59,19 +59,24 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
     image, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels)
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    photo = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = np.asarray(photo)
     # Past twice the model's input the upsampled mask is soft and its fringe carries the old
     # background, so the full-resolution steps pay off; below it they would cost a third of a
     # small photo's time for little gain, and run only when refine is asked for explicitly.
     upsampled = max(rgb.shape[:2]) > 2 * INPUT_SIZE
-    if options.refine or (options.refine is None and upsampled):
-        mask = refine.refine_mask(rgb, mask)
-    if options.hard:
-        mask = imaging.harden(mask)
+    refine_edges = options.refine or (options.refine is None and upsampled)
     # The model's fringe gets the subject's colour, not the old background's. Sources with
     # alpha keep their own colours: behind their transparent parts there is no photo to unmix.
-    if not options.mask and image.mode == "RGB" and (upsampled or options.refine):
-        rgb = refine.foreground_colours(rgb, mask)
+    clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
+    guide = refine.working_photo(photo) if refine_edges or clean_colours else None
+    del photo
+    if refine_edges:
+        mask = refine.refine_mask(rgb, mask, guide)
+    if options.hard:
+        mask = imaging.harden(mask)
+    if clean_colours:
+        rgb = refine.foreground_colours(rgb, mask, guide)
     if image.mode == "RGBA":
         mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
     input_pixels = image.width * image.height

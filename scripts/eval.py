@@ -30,10 +30,10 @@ from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
 DEFAULT_SETS = [REPO_ROOT.parent / "shared" / "testdata" / name for name in ("sod", "hires")]
 VARIANTS = {
-    "plain": lambda rgb, mask: mask,
-    "refine": lambda rgb, mask: refine.refine_mask(rgb, mask),
-    "hard": lambda rgb, mask: imaging.harden(mask),
-    "refine+hard": lambda rgb, mask: imaging.harden(refine.refine_mask(rgb, mask)),
+    "plain": lambda photo, rgb, mask: mask,
+    "refine": lambda photo, rgb, mask: refine.refine_mask(rgb, mask, refine.working_photo(photo)),
+    "hard": lambda photo, rgb, mask: imaging.harden(mask),
+    "refine+hard": lambda photo, rgb, mask: imaging.harden(refine.refine_mask(rgb, mask, refine.working_photo(photo))),
 }
 
 
@@ -44,10 +44,11 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
     return [(images[stem], truth) for stem, truth in truths.items() if truth.exists()]
 
 
-def segment(segmenter: Segmenter, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb, mask at full size), made by the pipeline's own segmentation step."""
+def segment(segmenter: Segmenter, data: bytes) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """(RGB photo, its array, mask at full size), made by the pipeline's own segmentation step."""
     image, mask = pipeline.segment(data, segmenter=segmenter, max_pixels=10**9)
-    return np.asarray(image.convert("RGB")), mask
+    photo = image.convert("RGB")
+    return photo, np.asarray(photo), mask
 
 
 def evaluate(folder: Path, segmenter: Segmenter, variants: list[str]) -> None:
@@ -59,12 +60,12 @@ def evaluate(folder: Path, segmenter: Segmenter, variants: list[str]) -> None:
     segment_seconds = 0.0
     for image_path, truth_path in found:
         started = time.perf_counter()
-        rgb, mask = segment(segmenter, image_path.read_bytes())
+        photo, rgb, mask = segment(segmenter, image_path.read_bytes())
         segment_seconds += time.perf_counter() - started
         truth = np.asarray(Image.open(truth_path).convert("L"))
         for name in variants:
             started = time.perf_counter()
-            shaped = VARIANTS[name](rgb, mask)
+            shaped = VARIANTS[name](photo, rgb, mask)
             scores[name]["seconds"].append(time.perf_counter() - started)
             precision, recall = metrics.precision_recall(shaped, truth)
             scores[name]["mae"].append(metrics.mae(shaped, truth))

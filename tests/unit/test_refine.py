@@ -23,6 +23,10 @@ def metrics(repo_root):
     return metrics
 
 
+def guide(rgb: np.ndarray) -> np.ndarray:
+    return refine.working_photo(Image.fromarray(rgb))
+
+
 def disc_scene(size=(480, 360)) -> tuple[np.ndarray, np.ndarray]:
     """A red disc on green (HxWx3) and its exact 0/255 mask (HxW)."""
     width, height = size
@@ -43,7 +47,7 @@ def test_refine_keeps_shape_and_dtype_on_a_real_photo(segmenter):
     rgb = np.asarray(example_photo("astronaut"))
     mask = upsample(segmenter.predict_small(Image.fromarray(rgb)), (rgb.shape[1], rgb.shape[0]))
 
-    refined = refine.refine_mask(rgb, mask)
+    refined = refine.refine_mask(rgb, mask, guide(rgb))
 
     assert refined.shape == mask.shape and refined.dtype == np.uint8
     assert refined is not mask
@@ -53,7 +57,7 @@ def test_confident_pixels_do_not_drift():
     rgb, truth = disc_scene()
     mask = coarse_mask(truth)
 
-    refined = refine.refine_mask(rgb, mask)
+    refined = refine.refine_mask(rgb, mask, guide(rgb))
 
     assert np.all(refined[mask <= refine.BAND[0]] == refine._LEVELS[mask[mask <= refine.BAND[0]]])
     assert np.all(refined[mask >= refine.BAND[1]] == refine._LEVELS[mask[mask >= refine.BAND[1]]])
@@ -63,7 +67,7 @@ def test_confident_pixels_do_not_drift():
 def test_a_crisp_mask_is_left_as_it_is():
     rgb, truth = disc_scene()
 
-    assert np.array_equal(refine.refine_mask(rgb, truth), truth)
+    assert np.array_equal(refine.refine_mask(rgb, truth, guide(rgb)), truth)
 
 
 def test_refine_moves_a_soft_edge_towards_the_photo_edge(metrics):
@@ -72,9 +76,10 @@ def test_refine_moves_a_soft_edge_towards_the_photo_edge(metrics):
     cells = Image.fromarray(truth).resize((320, 240), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1))
     mask = np.asarray(cells.resize((1920, 1440), Image.Resampling.BILINEAR))
 
-    refined = refine.refine_mask(rgb, mask)
+    refined = refine.refine_mask(rgb, mask, guide(rgb))
     # The same mask against a photo with no edges: levelled and steepened, nothing to follow
-    unguided = refine.refine_mask(np.full_like(rgb, 128), mask)
+    flat = np.full_like(rgb, 128)
+    unguided = refine.refine_mask(flat, mask, guide(flat))
 
     assert metrics.mae(refined, truth) < 0.8 * metrics.mae(mask, truth)
     assert metrics.mae(refined, truth) < 0.6 * metrics.mae(unguided, truth)
@@ -96,7 +101,7 @@ def test_foreground_colours_remove_the_old_background_from_the_fringe():
     alpha = coarse_mask(truth)  # wider than the disc: its outer fringe is all green photo
 
     before = fringe_halo(imaging.on_background(rgb, alpha, BLUE), alpha)
-    after = fringe_halo(imaging.on_background(refine.foreground_colours(rgb, alpha), alpha, BLUE), alpha)
+    after = fringe_halo(imaging.on_background(refine.foreground_colours(rgb, alpha, guide(rgb)), alpha, BLUE), alpha)
 
     print(f"halo in the fringe: {before:.1f} -> {after:.1f} levels of green")
     assert before > 20
@@ -107,12 +112,12 @@ def test_foreground_colours_leave_opaque_and_clear_pixels_alone():
     rgb, truth = disc_scene()
     alpha = coarse_mask(truth)
 
-    recoloured = refine.foreground_colours(rgb, alpha)
+    recoloured = refine.foreground_colours(rgb, alpha, guide(rgb))
 
     solid = (alpha == 0) | (alpha == 255)
     assert recoloured.shape == rgb.shape and recoloured.dtype == np.uint8
     assert np.array_equal(recoloured[solid], rgb[solid])
-    assert refine.foreground_colours(rgb, truth) is rgb  # no fringe, nothing to do
+    assert refine.foreground_colours(rgb, truth, guide(rgb)) is rgb  # no fringe, nothing to do
 
 
 def test_the_pipeline_background_output_has_less_halo(segmenter):
@@ -162,7 +167,7 @@ def test_refine_raises_boundary_f_without_costing_mae_or_max_f(testdata, segment
         rgb = np.asarray(Image.open(photo).convert("RGB"))
         truth = np.asarray(Image.open(folder / "masks" / f"{photo.stem}.png").convert("L"))
         mask = upsample(segmenter.predict_small(Image.fromarray(rgb)), (rgb.shape[1], rgb.shape[0]))
-        for name, shaped in (("plain", mask), ("refine", refine.refine_mask(rgb, mask))):
+        for name, shaped in (("plain", mask), ("refine", refine.refine_mask(rgb, mask, guide(rgb)))):
             errors, precisions, recalls, boundaries = scores[name]
             errors.append(metrics.mae(shaped, truth))
             precision, recall = metrics.precision_recall(shaped, truth)
