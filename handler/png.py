@@ -6,6 +6,8 @@ minus the one above it) and compressing with libdeflate takes a fraction of that
 on noisy 12 MP cut-outs, "Up" compresses as well as per-row adaptive filtering or better
 (adaptive won by about 2% on one smooth photo and lost by 3% on a noisy one, at 250 ms of
 extra work), and libdeflate's level 1 is within 4% of its level 6 at a fifth of the time.
+Big images get level 4: at 12 MP it saves 2-4% for about 0.15 s of a one-second request,
+where at 1920x1080 the same step would add 6% to the request for 0.5 MB less.
 """
 
 import struct
@@ -15,7 +17,9 @@ import deflate
 import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DEFAULT_LEVEL = 1
+FAST_LEVEL = 1
+LARGE_IMAGE_LEVEL = 4
+LARGE_IMAGE_PIXELS = 6_000_000
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
 _FILTER_UP = 2
 
@@ -35,14 +39,17 @@ def filter_rows(pixels: np.ndarray) -> np.ndarray:
     return filtered
 
 
-def encode_png(pixels: np.ndarray, *, level: int = DEFAULT_LEVEL) -> bytes:
+def encode_png(pixels: np.ndarray, *, level: int | None = None) -> bytes:
     """Encode an HxW or HxWxC (C = 1 to 4) uint8 array as a PNG.
 
-    :param level: libdeflate compression level, 1 (fastest) to 12 (smallest).
+    :param level: libdeflate compression level, 1 (fastest) to 12 (smallest); by default
+        FAST_LEVEL, or LARGE_IMAGE_LEVEL from LARGE_IMAGE_PIXELS up.
     """
     if pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be uint8, not {pixels.dtype}")
     height, width = pixels.shape[:2]
+    if level is None:
+        level = LARGE_IMAGE_LEVEL if height * width >= LARGE_IMAGE_PIXELS else FAST_LEVEL
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[channels], 0, 0, 0)
     idat = deflate.zlib_compress(filter_rows(pixels), level)

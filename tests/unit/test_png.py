@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handler import png
 from handler.png import encode_png, filter_rows
 from tests.helpers import example_photo
 
@@ -80,6 +81,19 @@ def test_any_libdeflate_level_round_trips(level):
     pixels = np.asarray(example_photo("chelsea"))
 
     assert np.array_equal(decoded(encode_png(pixels, level=level))[1], pixels)
+
+
+def test_large_images_are_compressed_harder():
+    # A 6 MP cut-out-like image: an upscaled photo with grain, so the levels differ
+    photo = example_photo("chelsea").resize((3000, 2000))
+    grain = np.random.default_rng(0).integers(0, 4, (2000, 3000, 3), dtype=np.uint8)
+    pixels = np.asarray(photo) | grain
+
+    data = encode_png(pixels)
+
+    assert data == encode_png(pixels, level=png.LARGE_IMAGE_LEVEL)
+    assert len(data) < len(encode_png(pixels, level=png.FAST_LEVEL))
+    assert np.array_equal(decoded(data)[1], pixels)
 
 
 def test_non_uint8_pixels_are_refused():
