@@ -164,9 +164,8 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> np.ndar
     :param guide: ``working_photo`` of the photo.
     :return: a new HxW uint8 mask.
     """
-    levelled = Image.fromarray(mask).point(_LEVELS.tolist())  # a C lookup, 3x numpy's
-    coarse = _reduced(levelled)
-    levelled = np.asarray(levelled)
+    levelled_image = Image.fromarray(mask).point(_LEVELS.tolist())  # a C lookup, 3x numpy's
+    coarse, levelled = _reduced(levelled_image), np.asarray(levelled_image)
     radius = max(1, round(EDGE_RADIUS * max(coarse.shape) / CELL))
     target = np.clip((coarse - 0.5) * TARGET_STEEPNESS + 0.5, 0.0, 1.0)
     coefficients = _guided_coefficients(guide, target, radius, EDGE_EPSILON)
