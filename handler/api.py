@@ -1,4 +1,5 @@
-"""POST /remove over API Gateway: the route, the error contract, and how a result is delivered.
+"""The API's routes over API Gateway (POST /remove, POST /uploads, GET /cutouts/{key}), the error
+contract, and how a /remove result is delivered.
 
 ``build_resolver`` is called once per payload version (REST v1, HTTP API v2) with the same
 collaborators, so both answer the same way.
@@ -13,24 +14,32 @@ from aws_lambda_powertools.event_handler import CORSConfig, Response, content_ty
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
+from .cutouts import SigningSecret, serve_cutout
 from .errors import ServiceError, TooLarge
 from .options import Options
 from .pipeline import Result, remove_background
-from .request import UPLOAD_TYPES, RemoveRequest, UploadRequest, base64_length, parse_remove_request, parse_upload_request
+from .request import (
+    RESPONSE_BODY_LIMIT,
+    UPLOAD_TYPES,
+    RemoveRequest,
+    UploadRequest,
+    fits_in_response,
+    parse_cutout_request,
+    parse_remove_request,
+    parse_upload_request,
+)
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
 from .storage import ObjectRef, Storage, content_source, result_key, result_location, result_metadata
 
-# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, status and headers
-# included; 16 KiB of that is kept for them, the rest is the base64 body.
-RESPONSE_LIMIT = 6 * 1024 * 1024
-RESPONSE_BODY_LIMIT = RESPONSE_LIMIT - 16 * 1024
-
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """The error contract: JSON ``{"error": {"code", "message"}}`` with the HTTP status."""
+    """The error contract: JSON ``{"error": {"code", "message"}}`` with the HTTP status; never cached."""
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": {"code": code, "message": message}}
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"code": code, "message": message}},
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -50,7 +59,7 @@ def deliver(result: Result, request: RemoveRequest, source: str, *, storage: Sto
     stored and linked when the deployment has an output bucket (a client that expects image
     bytes gets 303 See Other to it), and refused with a 413 that says what to do otherwise.
     """
-    too_large = base64_length(len(result.data)) > RESPONSE_BODY_LIMIT
+    too_large = not fits_in_response(len(result.data))
     if too_large and not settings.output_bucket:
         raise TooLarge(
             f"the {result.format} result is {len(result.data):,} bytes, more than a Lambda response can carry "
@@ -112,6 +121,7 @@ def build_resolver(
 ) -> ApiGatewayResolver:
     """A Powertools resolver of ``resolver_class`` serving POST /remove with these collaborators."""
     app = resolver_class(cors=_cors(settings.cors_origins))
+    signing_secret = SigningSecret(settings)
 
     @app.post("/remove")
     def remove() -> Response:
@@ -136,6 +146,15 @@ def build_resolver(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
             body=upload_link(upload, storage=storage, settings=settings),
+        )
+
+    # Keys contain "/", so the key is the rest of the path (a regex: Powertools' <name> stops at "/").
+    @app.route("/cutouts/.+", method=["GET", "HEAD"])
+    def cutouts() -> Response:
+        event = app.current_event
+        request = parse_cutout_request(event, secret=signing_secret.value, now=time.time())
+        return serve_cutout(
+            request, head_only=event.http_method == "HEAD", storage=storage, segmenter=segmenter, settings=settings
         )
 
     @app.exception_handler(ServiceError)

@@ -65,3 +65,17 @@ class UndecodableImage(ServiceError):
 
     status = 422
     code = "undecodable_image"
+
+
+class BadSignature(ServiceError):
+    """A cut-out URL's signature is missing or does not match its key and options."""
+
+    status = 403
+    code = "bad_signature"
+
+
+class Expired(ServiceError):
+    """A signed cut-out URL is past its ``expires`` time."""
+
+    status = 403
+    code = "expired"

@@ -1,4 +1,4 @@
-"""An API Gateway event (REST payload v1 or HTTP API payload v2) -> a validated RemoveRequest.
+"""An API Gateway event (REST payload v1 or HTTP API payload v2) -> a validated request.
 
 Cheap facts first: the body's length is checked before it is base64-decoded or parsed, the
 image string's length before it is decoded, the S3 bucket before anything touches S3.
@@ -8,13 +8,15 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from urllib.parse import unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
 from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
 from .options import Options, shown
 from .settings import Settings
+from .signing import EXPIRES, SIGNATURE, verify
 from .storage import ObjectRef
 
 JSON_MEDIA_TYPE = "application/json"
@@ -36,6 +38,17 @@ class RemoveRequest:
 def base64_length(size: int) -> int:
     """Characters of padded base64 for ``size`` bytes."""
     return 4 * -(-size // 3)
+
+
+# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, status and headers
+# included; 16 KiB of that is kept for them, the rest is the base64 body.
+RESPONSE_LIMIT = 6 * 1024 * 1024
+RESPONSE_BODY_LIMIT = RESPONSE_LIMIT - 16 * 1024
+
+
+def fits_in_response(size: int) -> bool:
+    """Whether ``size`` bytes of binary body fit in a Lambda proxy response once base64-encoded."""
+    return base64_length(size) <= RESPONSE_BODY_LIMIT
 
 
 def header(event: BaseProxyEvent, name: str) -> str:
@@ -204,3 +217,61 @@ def parse_upload_request(event: BaseProxyEvent, settings: Settings) -> UploadReq
         raise BadRequest(f"size must be the photo's size in bytes, a whole number above 0, not {shown(size)}")
     _check_size(size, settings.max_object_bytes, "the upload")
     return UploadRequest(content_type=content_type, size=size)
+
+
+CUTOUT_PREFIX = "/cutouts/"
+AUTO_FORMAT = "auto"
+# Every option of POST /remove but store: a cut-out URL is always stored, and served from S3.
+CUTOUT_OPTIONS = tuple(f.name for f in fields(Options) if f.name != "store")
+
+
+@dataclass(frozen=True)
+class CutoutRequest:
+    key: str
+    options: Options
+    varies_by_accept: bool  # format=auto: the format follows the Accept header
+    if_none_match: tuple[str, ...]
+
+
+def cutout_key(event: BaseProxyEvent) -> str:
+    """The source object's key from the request path, decoded once.
+
+    REST APIs (payload v1) deliver the path as the client sent it, percent-encoded; HTTP APIs
+    (payload v2) deliver ``rawPath`` already decoded.
+    """
+    path = event.path[event.path.index(CUTOUT_PREFIX) + len(CUTOUT_PREFIX) :]
+    return path if event.get("version") == "2.0" else unquote(path, errors="strict")
+
+
+def _entity_tags(value: str) -> tuple[str, ...]:
+    """The entity tags of an If-None-Match header; weak ones compare by their opaque tag."""
+    return tuple(tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip())
+
+
+def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: float) -> CutoutRequest:
+    """Read a GET /cutouts/{key} event: the key, its options, and what the client already holds.
+
+    The signature is checked (when there is a ``secret``) before the options are even read.
+    """
+    try:
+        key = cutout_key(event)
+    except UnicodeDecodeError:
+        raise BadRequest("the object key in the path is not valid UTF-8 once percent-decoded") from None
+    if not key:
+        raise BadRequest("the path must name an object: /cutouts/{key}")
+    params = query_options(event)
+    verify(secret, key, params, now=now)
+    options = {name: value for name, value in params.items() if name not in (SIGNATURE, EXPIRES)}
+    unknown = sorted(set(options) - set(CUTOUT_OPTIONS))
+    if unknown:
+        allowed = ", ".join(CUTOUT_OPTIONS + (EXPIRES, SIGNATURE))
+        raise InvalidOption(f"unknown option {shown(unknown[0])}; cut-out URLs take {allowed}")
+    varies_by_accept = options.get("format", "").strip().lower() == AUTO_FORMAT
+    if varies_by_accept:
+        options["format"] = "webp" if "image/webp" in _media_types(header(event, "Accept")) else "png"
+    return CutoutRequest(
+        key=key,
+        options=Options.parse(options),
+        varies_by_accept=varies_by_accept,
+        if_none_match=_entity_tags(header(event, "If-None-Match")),
+    )

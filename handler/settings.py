@@ -33,6 +33,10 @@ class Settings:
     upload_prefix: str = "uploads/"
     cors_origins: tuple[str, ...] = ("*",)
     url_expires_in: int = 3600
+    source_bucket: str = ""  # where GET /cutouts/{key} reads
+    url_signing_secret: str = ""  # locally; deployed, the secret named by url_signing_secret_arn
+    url_signing_secret_arn: str = ""
+    cutout_max_age: int = 86_400
     # A 12 MP photo takes ~1 s at 2 vCPUs; never start one with less than this left.
     min_remaining_ms: int = 10_000
 
@@ -51,5 +55,9 @@ class Settings:
             upload_prefix=env.get("UPLOAD_PREFIX") or cls.upload_prefix,
             cors_origins=_csv(env.get("CORS_ORIGINS", "*")),
             url_expires_in=int(env.get("URL_EXPIRES_IN") or cls.url_expires_in),
+            source_bucket=env.get("SOURCE_BUCKET", ""),
+            url_signing_secret=env.get("URL_SIGNING_SECRET", ""),
+            url_signing_secret_arn=env.get("URL_SIGNING_SECRET_ARN", ""),
+            cutout_max_age=int(env.get("CUTOUT_MAX_AGE") or cls.cutout_max_age),
             min_remaining_ms=int(env.get("MIN_REMAINING_MS") or cls.min_remaining_ms),
         )

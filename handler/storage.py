@@ -9,12 +9,14 @@ import hashlib
 import json
 import posixpath
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from urllib.parse import quote
 
 from .errors import ObjectNotFound, TooLarge
 from .options import Options
 
+CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
 # User metadata travels in HTTP headers: printable ASCII stays as it is, anything else is %-escaped.
 _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
@@ -33,6 +35,7 @@ class ObjectInfo:
     size: int
     etag: str
     metadata: dict
+    last_modified: datetime
 
 
 def result_key(prefix: str, source: str, options: Options) -> str:
@@ -59,6 +62,11 @@ def result_metadata(source: dict[str, str], options: Options, *, model: str) -> 
     """User metadata for a result: where it came from, the model and the options, header-safe."""
     values = {**source, "model": model, "options": json.dumps(options.to_dict(), separators=(",", ":"))}
     return {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
+
+
+def object_result_metadata(source: ObjectRef, etag: str, options: Options, *, model: str) -> dict[str, str]:
+    """User metadata for the result of an S3 object: the object, the ETag it had, the model and the options."""
+    return result_metadata({SOURCE_ETAG: etag, "source-bucket": source.bucket, "source-key": source.key}, options, model=model)
 
 
 def content_source(data: bytes) -> str:
@@ -96,13 +104,22 @@ class Storage:
             if _is_not_found(error):
                 return None
             raise
-        return ObjectInfo(size=response["ContentLength"], etag=response["ETag"].strip('"'), metadata=response.get("Metadata", {}))
+        return ObjectInfo(
+            size=response["ContentLength"],
+            etag=response["ETag"].strip('"'),
+            metadata=response.get("Metadata", {}),
+            last_modified=response["LastModified"],
+        )
 
-    def get(self, bucket: str, key: str, *, max_bytes: int) -> tuple[bytes, str]:
-        """The object's bytes and ETag; its size is checked with HEAD before downloading."""
+    def get(self, bucket: str, key: str, *, max_bytes: int, info: ObjectInfo | None = None) -> tuple[bytes, str]:
+        """The object's bytes and ETag; its size is checked with HEAD before downloading.
+
+        :param info: the object's HEAD, when the caller has just made it; the GET then
+            returns exactly that version of the object or fails.
+        """
         from botocore.exceptions import ClientError
 
-        info = self.head(bucket, key)
+        info = info or self.head(bucket, key)
         if info is None:
             raise ObjectNotFound(f"s3://{bucket}/{key} does not exist")
         if info.size > max_bytes:

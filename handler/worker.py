@@ -15,7 +15,7 @@ from .options import Options
 from .pipeline import remove_background
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import SOURCE_ETAG, ObjectRef, Storage, result_location, result_metadata
+from .storage import SOURCE_ETAG, ObjectRef, Storage, object_result_metadata, result_location
 
 
 def created_objects(notification: dict) -> list[ObjectRef]:
@@ -72,8 +72,7 @@ class Worker:
         except ObjectNotFound:
             return "gone"
         result = remove_background(data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels)
-        source_metadata = {SOURCE_ETAG: etag, "source-bucket": source.bucket, "source-key": source.key}
-        metadata = result_metadata(source_metadata, self.options, model=MODEL_NAME)
+        metadata = object_result_metadata(source, etag, self.options, model=MODEL_NAME)
         self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
         return "written"
 

@@ -15,6 +15,8 @@ from handler.options import FORMATS, Options
 
 DOCUMENT = json.loads((Path(__file__).resolve().parent.parent.parent / "openapi.json").read_text())
 REMOVE = DOCUMENT["paths"]["/remove"]["post"]
+CUTOUT = DOCUMENT["paths"]["/cutouts/{key}"]["get"]
+OPERATIONS = [operation for path in DOCUMENT["paths"].values() for operation in path.values()]
 OPTION_NAMES = [field.name for field in fields(Options)]
 
 
@@ -36,6 +38,13 @@ def test_every_option_is_a_documented_query_parameter():
     assert query == set(OPTION_NAMES)
 
 
+def test_every_option_but_store_is_a_documented_cutout_parameter():
+    parameters = [follow(p["$ref"]) if "$ref" in p else p for p in CUTOUT["parameters"]]
+    query = {parameter["name"] for parameter in parameters if parameter["in"] == "query"}
+    assert query == set(OPTION_NAMES) - {"store"} | {"expires", "signature"}
+    assert DOCUMENT["paths"]["/cutouts/{key}"]["head"]["parameters"] == CUTOUT["parameters"]
+
+
 def test_every_option_is_a_documented_json_field():
     assert set(follow("#/components/schemas/Options")["properties"]) == set(OPTION_NAMES)
     for request in ("ImageRequest", "S3Request"):
@@ -54,8 +63,10 @@ def test_documented_formats_are_the_options_formats():
     ids=lambda c: c.__name__,
 )
 def test_every_error_type_is_documented_with_its_status_and_code(error):
-    response = REMOVE["responses"].get(str(error.status))
-    assert response, f"{error.__name__}: status {error.status} is not documented"
-    examples = response["content"]["application/json"]["examples"].values()
+    responses = [
+        operation["responses"][str(error.status)] for operation in OPERATIONS if str(error.status) in operation["responses"]
+    ]
+    assert responses, f"{error.__name__}: status {error.status} is not documented"
+    examples = [example for response in responses for example in response["content"]["application/json"]["examples"].values()]
     assert error.code in {example["value"]["error"]["code"] for example in examples}
     assert error.code in follow("#/components/schemas/Error/properties/error/properties/code")["enum"]

@@ -1,0 +1,136 @@
+"""GET /cutouts/{key}: the cut-out of an object in the source bucket, computed once and stored.
+
+A request whose result is stored for the source's current ETag is answered from S3 without
+decoding the photo; one whose client already holds that result (If-None-Match) gets a 304
+after a single HEAD of the source. Every answer carries the headers a CDN caches by.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from functools import cached_property
+
+from aws_lambda_powertools.event_handler import Response
+
+from .errors import ObjectNotFound
+from .imaging import MEDIA_TYPES
+from .options import shown
+from .pipeline import remove_background
+from .request import CutoutRequest, fits_in_response
+from .segmenter import MODEL_NAME, Segmenter
+from .settings import Settings
+from .storage import CUTOUTS_PREFIX, SOURCE_ETAG, ObjectInfo, ObjectRef, Storage, object_result_metadata, result_location
+
+
+class SigningSecret:
+    """The URL signing secret, read once per execution environment.
+
+    ``URL_SIGNING_SECRET`` gives it directly (locally); deployed, ``URL_SIGNING_SECRET_ARN``
+    names a Secrets Manager secret, fetched on the first cut-out request so that cold starts
+    of the other routes never wait for it. Neither set: URLs are not signed.
+    """
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+
+    @cached_property
+    def value(self) -> str | None:
+        if self._settings.url_signing_secret:
+            return self._settings.url_signing_secret
+        if self._settings.url_signing_secret_arn:
+            from aws_lambda_powertools.utilities.parameters import get_secret
+
+            return get_secret(self._settings.url_signing_secret_arn)
+        return None
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """One source object's current version and where its result for some options is kept."""
+
+    source: ObjectRef
+    source_info: ObjectInfo
+    location: ObjectRef
+
+    @property
+    def etag(self) -> str:
+        """Strong: a new source version, other options or another format give another tag."""
+        identity = f"{self.source_info.etag}\n{self.location.key}\n{MODEL_NAME}".encode()
+        return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def locate(request: CutoutRequest, *, storage: Storage, settings: Settings) -> Cutout:
+    """The source's current version and where its result for these options is kept; 404 without a source."""
+    if not settings.source_bucket or not settings.output_bucket:
+        raise ObjectNotFound("cut-out URLs are not enabled on this deployment (SOURCE_BUCKET and OUTPUT_BUCKET must be set)")
+    source = ObjectRef(settings.source_bucket, request.key)
+    info = storage.head(source.bucket, source.key)
+    if info is None:
+        raise ObjectNotFound(f"there is no object {shown(request.key)} in the source bucket")
+    prefix = settings.output_prefix + CUTOUTS_PREFIX
+    location = result_location(source, request.options, output_bucket=settings.output_bucket, output_prefix=prefix)
+    return Cutout(source, info, location)
+
+
+def _stored(cutout: Cutout, storage: Storage) -> ObjectInfo | None:
+    """The stored result, if it was made from the source's current version."""
+    info = storage.head(cutout.location.bucket, cutout.location.key)
+    return info if info is not None and info.metadata.get(SOURCE_ETAG) == cutout.source_info.etag else None
+
+
+def _compute(cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmenter: Segmenter, settings: Settings) -> bytes:
+    """Cut the source out and store the result.
+
+    Simultaneous first requests each compute and write the same key: one object remains.
+    """
+    source = cutout.source
+    data, etag = storage.get(source.bucket, source.key, max_bytes=settings.max_object_bytes, info=cutout.source_info)
+    result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+    metadata = object_result_metadata(source, etag, request.options, model=MODEL_NAME)
+    location = cutout.location
+    storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
+    return result.data
+
+
+def serve_cutout(
+    request: CutoutRequest, *, head_only: bool, storage: Storage, segmenter: Segmenter, settings: Settings
+) -> Response:
+    """The answer to GET (or HEAD) /cutouts/{key}: 304, the stored or a new result, or a redirect to it."""
+    cutout = locate(request, storage=storage, settings=settings)
+    headers = {"Cache-Control": f"public, max-age={settings.cutout_max_age}", "ETag": cutout.etag}
+    if request.varies_by_accept:
+        headers["Vary"] = "Accept"
+    if cutout.etag in request.if_none_match or "*" in request.if_none_match:
+        return Response(status_code=304, headers=headers, body="")
+    media_type = MEDIA_TYPES[request.options.format]
+    stored = _stored(cutout, storage)
+    if stored is not None and not fits_in_response(stored.size):
+        return _redirect(cutout, request, storage=storage, settings=settings)
+    if stored is not None:
+        data, _ = storage.get(cutout.location.bucket, cutout.location.key, max_bytes=stored.size, info=stored)
+        modified = stored.last_modified
+    else:
+        data = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings)
+        modified = datetime.now(UTC)
+        if not fits_in_response(len(data)):
+            return _redirect(cutout, request, storage=storage, settings=settings)
+    headers["Last-Modified"] = _http_date(modified)
+    return Response(status_code=200, content_type=media_type, headers=headers, body=b"" if head_only else data)
+
+
+def _redirect(cutout: Cutout, request: CutoutRequest, *, storage: Storage, settings: Settings) -> Response:
+    """302 to a presigned GET of a result too large for a Lambda response.
+
+    Caches may keep the redirect for half the link's life, so no cached copy outlives the link.
+    """
+    expires_in = settings.url_expires_in
+    url = storage.presign_get(cutout.location.bucket, cutout.location.key, expires_in=expires_in)
+    headers = {"Location": url, "Cache-Control": f"public, max-age={min(settings.cutout_max_age, expires_in // 2)}"}
+    if request.varies_by_accept:
+        headers["Vary"] = "Accept"
+    return Response(status_code=302, headers=headers, body="")

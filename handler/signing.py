@@ -1,0 +1,61 @@
+"""Signed cut-out URLs: HMAC-SHA256 over the method, the object key and the query parameters.
+
+The string to sign is ``GET`` + newline + the object key (decoded, UTF-8) + newline + every
+query parameter except ``signature``, sorted by name, as ``name=value`` with decoded values,
+joined by ``&``. The signature is its lowercase hex HMAC-SHA256 under the secret. A site's
+backend signs with the same few lines (README, "Cut-out URLs"); ``scripts/sign_url.py``
+uses ``signed_query`` below.
+"""
+
+import hashlib
+import hmac
+from urllib.parse import quote, urlencode
+
+from .errors import BadSignature, Expired, InvalidOption
+
+SIGNATURE = "signature"
+EXPIRES = "expires"
+
+
+def string_to_sign(key: str, params: dict[str, str]) -> str:
+    """What the signature covers: the method, the key and every parameter but the signature."""
+    pairs = sorted((name, value) for name, value in params.items() if name != SIGNATURE)
+    return "GET\n" + key + "\n" + "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def sign(secret: str, key: str, params: dict[str, str]) -> str:
+    """The lowercase hex HMAC-SHA256 of ``string_to_sign(key, params)`` under ``secret``."""
+    message = string_to_sign(key, params).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def signed_query(secret: str, key: str, params: dict[str, str], *, expires: int | None = None) -> str:
+    """The query string of a signed URL for ``key`` with these options (and an expiry, in Unix seconds)."""
+    params = dict(params) | ({EXPIRES: str(expires)} if expires is not None else {})
+    params[SIGNATURE] = sign(secret, key, params)
+    return urlencode(params, quote_via=quote)
+
+
+def cutout_path(key: str) -> str:
+    """The URL path of a key's cut-out: each character of the key percent-encoded except ``/``."""
+    return "/cutouts/" + quote(key, safe="/")
+
+
+def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) -> None:
+    """Raise unless the parameters carry a valid signature for ``key`` and have not expired.
+
+    Without a secret nothing is signed, but an ``expires`` still counts.
+    """
+    if secret is not None:
+        given = params.get(SIGNATURE, "")
+        # compare_digest takes the same time wherever the first difference is.
+        if not hmac.compare_digest(given.encode("utf-8"), sign(secret, key, params).encode("ascii")):
+            reason = "is missing" if not given else "does not match the key and options"
+            raise BadSignature(f"the URL's signature {reason}; sign it with the deployment's URL signing secret")
+    if EXPIRES in params:
+        try:
+            expires = int(params[EXPIRES])
+        except ValueError:
+            raise InvalidOption(f"expires must be a Unix time in whole seconds, not {params[EXPIRES][:40]!r}") from None
+        if expires < now:
+            raise Expired(f"the URL expired at {expires} (Unix time); it is now {int(now)}")
