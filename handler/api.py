@@ -148,8 +148,9 @@ def build_resolver(
             body=upload_link(upload, storage=storage, settings=settings),
         )
 
-    # Keys contain "/", so the key is the rest of the path (a regex: Powertools' <name> stops at "/").
-    @app.route("/cutouts/.+", method=["GET", "HEAD"])
+    # Keys contain "/" (and may contain newlines), so the route is a regex over the rest of the path:
+    # Powertools' <name> stops at "/".
+    @app.route("/cutouts/(?s:.+)", method=["GET", "HEAD"])
     def cutouts() -> Response:
         event = app.current_event
         request = parse_cutout_request(event, secret=signing_secret.value, now=time.time())
