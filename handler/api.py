@@ -8,9 +8,16 @@ collaborators, so both answer the same way.
 import base64
 import time
 import uuid
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -176,3 +183,51 @@ def build_resolver(
         return error_response(500, "internal_error", f"internal error; quote request id {request_id} when reporting it")
 
     return app
+
+
+def _headers_of(response: dict) -> dict:
+    """A proxy response's headers as one value per name (REST API responses use multiValueHeaders)."""
+    if "multiValueHeaders" in response:
+        return {name: ", ".join(values) for name, values in response["multiValueHeaders"].items()}
+    return response.get("headers") or {}
+
+
+def _set_header(response: dict, name: str, value: str) -> None:
+    if "multiValueHeaders" in response:
+        response["multiValueHeaders"][name] = [value]
+    else:
+        response.setdefault("headers", {})[name] = value
+
+
+@dataclass(frozen=True)
+class ApiResolvers:
+    """The API behind both kinds of API Gateway: REST API (payload v1) and HTTP API (payload v2).
+
+    Answers are made cacheable across origins here. Any origin allowed: every answer says
+    ``Access-Control-Allow-Origin: *``, also to a request without Origin (CloudFront does not
+    forward it, and a cached answer is served to every page). Origins restricted: the CORS
+    headers depend on the request's Origin, so every answer says ``Vary: Origin``.
+    """
+
+    rest: ApiGatewayResolver
+    http: ApiGatewayResolver
+    cors_origins: tuple[str, ...]
+
+    def resolve(self, event: dict, context) -> dict:
+        resolver = self.http if event.get("version") == "2.0" else self.rest
+        response = resolver.resolve(event, context)
+        headers = _headers_of(response)
+        if "*" in self.cors_origins:
+            _set_header(response, "Access-Control-Allow-Origin", "*")
+        elif self.cors_origins:
+            _set_header(response, "Vary", ", ".join(filter(None, [headers.get("Vary"), "Origin"])))
+        return response
+
+
+def build_api(**collaborators) -> ApiResolvers:
+    """Both resolvers over the same collaborators (see ``build_resolver``)."""
+    return ApiResolvers(
+        rest=build_resolver(APIGatewayRestResolver, **collaborators),
+        http=build_resolver(APIGatewayHttpResolver, **collaborators),
+        cors_origins=collaborators["settings"].cors_origins,
+    )

@@ -4,12 +4,11 @@ import json
 import warnings
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from .api import build_resolver
+from .api import build_api
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
@@ -25,8 +24,7 @@ segmenter = Segmenter(settings.model_path, threads=settings.threads)
 storage = Storage()
 
 _collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics)
-rest_api = build_resolver(APIGatewayRestResolver, **_collaborators)
-http_api = build_resolver(APIGatewayHttpResolver, **_collaborators)
+api = build_api(**_collaborators)
 worker = Worker(storage=storage, segmenter=segmenter, settings=settings)
 batch_processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -36,8 +34,7 @@ batch_processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def api_handler(event: dict, context) -> dict:
     """API Gateway: REST API (payload v1) and HTTP API (payload v2) events alike."""
-    resolver = http_api if event.get("version") == "2.0" else rest_api
-    return resolver.resolve(event, context)
+    return api.resolve(event, context)
 
 
 def _process(notification: dict, context) -> None:

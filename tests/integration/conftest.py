@@ -227,21 +227,19 @@ def rest_api(app) -> Api:
 
 @pytest.fixture
 def api_with(api, app):
-    """``api_with(settings=...)``: the same API built by build_resolver with some collaborators replaced,
+    """``api_with(settings=...)``: the same API built by build_api with some collaborators replaced,
     its requests logged with their request id as api_handler logs them."""
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver
     from aws_lambda_powertools.logging import correlation_paths
 
-    from handler.api import build_resolver
+    from handler.api import build_api
 
     def build(**replacements) -> Api:
-        resolver_class = APIGatewayRestResolver if api.version == "v1" else APIGatewayHttpResolver
         collaborators = dict(
             segmenter=app.segmenter, settings=app.settings, storage=app.storage, logger=app.logger, metrics=app.metrics
         )
-        resolver = build_resolver(resolver_class, **(collaborators | replacements))
+        resolvers = build_api(**(collaborators | replacements))
         with_request_id = app.logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-        return Api(api.version, with_request_id(resolver.resolve))
+        return Api(api.version, with_request_id(resolvers.resolve))
 
     return build
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import encode, example_photo
 from PIL import Image
 
 from handler.cli import main as cli_main
@@ -137,6 +138,26 @@ def test_configured_origins_only(api_with):
     refused = api.post(query={"format": "gif"}, headers={"Origin": "https://example.com"})
     assert refused.status == 400
     assert "Access-Control-Allow-Origin" not in refused.headers
+    # Every answer depends on the Origin, so shared caches are told to key on it
+    assert allowed.headers["Vary"] == refused.headers["Vary"] == "Origin"
+    no_origin = api.post(query={"format": "gif"}, headers={"Origin": None})
+    assert no_origin.headers["Vary"] == "Origin"
+
+
+def test_vary_keeps_what_the_route_says_and_adds_origin(api_with, s3):
+    from handler.settings import Settings
+
+    settings = Settings(cors_origins=("https://shop.example",), source_bucket="bgremove-input", output_bucket="bgremove-output")
+    api = api_with(settings=settings)
+    s3.put_object(Bucket="bgremove-input", Key="a.jpg", Body=encode(example_photo("chelsea", (40, 30)), "JPEG"))
+    reply = api.call(api.event(method="GET", path="/cutouts/a.jpg", query={"format": "auto"}))
+    assert reply.status == 200 and reply.headers["Vary"] == "Accept, Origin"
+
+
+def test_any_origin_is_allowed_on_every_answer_without_vary(api):
+    # CloudFront does not forward Origin to a cut-out URL: its cached answers must suit every page
+    reply = api.post(query={"format": "gif"}, headers={"Origin": None})
+    assert reply.headers["Access-Control-Allow-Origin"] == "*" and "Vary" not in reply.headers
 
 
 def test_rest_headers_only_in_multi_value_headers_any_case(rest_api, photo, tmp_path):
