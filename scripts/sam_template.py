@@ -56,9 +56,30 @@ def referenced_id(value) -> str | None:
     return None
 
 
+def condition_holds(template: dict, condition, parameters: dict[str, str]) -> bool:
+    """A condition (by name, or written out) under the given parameter values; the template's
+    conditions compare parameters (lists joined) with literals."""
+    spec = template["Conditions"][condition] if isinstance(condition, str) else condition
+    if "Fn::Not" in spec:
+        (inner,) = spec["Fn::Not"]
+        return not condition_holds(template, inner, parameters)
+    left, right = (resolve(side, template, parameters) for side in spec["Fn::Equals"])
+    return left == right
+
+
+def choose(value, template: dict, parameters: dict[str, str]):
+    """The branch an Fn::If takes under the given parameter values (anything else as it is)."""
+    while isinstance(value, dict) and "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        value = when_true if condition_holds(template, condition, parameters) else when_false
+    return value
+
+
 def resolve(value, template: dict, names: dict[str, str]) -> str:
-    """A plain string for a template value: resources by the names given, parameters by their defaults."""
+    """A plain string for a template value: resources (or parameters) by the names given, other
+    parameters by their defaults, conditions under those defaults."""
     parameters = parameter_defaults(template)
+    value = choose(value, template, parameters)
     if not isinstance(value, dict):
         return str(value)
     if value.get("Ref") in names:

@@ -33,6 +33,8 @@ EVENTS = ROOT / "tests" / "events"
 TEMPLATE = sam_template.load()
 FUNCTIONS = sam_template.functions(TEMPLATE)
 BUCKETS = {"InputBucket": "bgremove-input", "OutputBucket": "bgremove-output"}
+# What the template's references stand for here (the secret is read only for GET /cutouts).
+RESOURCE_NAMES = {**BUCKETS, "UrlSigningSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bgremove-url-signing"}
 # Which committed events each entry point must answer.
 EVENTS_FOR = {
     "handler.app.api_handler": ["apigw-rest.json", "apigw-http.json"],
@@ -120,10 +122,10 @@ def start_runtime(task_root, s3_endpoint, tmp_path):
     started = []
 
     def start(function: sam_template.Function, handler: str | None = None) -> Runtime:
-        timeout = int(sam_template.resolve(function.timeout, TEMPLATE, BUCKETS))
+        timeout = int(sam_template.resolve(function.timeout, TEMPLATE, RESOURCE_NAMES))
         stub = RuntimeApiStub(function_name=function.name, timeout_s=timeout).__enter__()
         env = image_environment(task_root)
-        env.update({name: sam_template.resolve(value, TEMPLATE, BUCKETS) for name, value in function.environment.items()})
+        env.update({name: sam_template.resolve(value, TEMPLATE, RESOURCE_NAMES) for name, value in function.environment.items()})
         env.update(
             AWS_LAMBDA_RUNTIME_API=stub.address,
             AWS_LAMBDA_FUNCTION_NAME=function.name,
