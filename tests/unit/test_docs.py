@@ -1,10 +1,16 @@
-"""The README documents every CLI option and every API option (the names users type)."""
+"""The README documents every CLI option and every API option (the names users type), and its
+signing recipes sign what the handler accepts."""
 
+import json
+import shutil
+import subprocess
+import time
 from dataclasses import fields
 
 import pytest
 
 from handler.cli import build_parser
+from handler.errors import BadSignature
 from handler.options import Options
 
 
@@ -30,3 +36,49 @@ def test_every_api_option_is_in_the_readme(readme, name):
 @pytest.mark.parametrize("command", ["make demo", "make test", "make serve", "make lint", "make bench", "make eval"])
 def test_make_targets_are_documented(readme, command):
     assert command in readme
+
+
+def signing_recipe(readme: str, language: str) -> str:
+    """The code block under the README's ``<!-- signing recipe: LANGUAGE -->`` marker."""
+    after = readme.split(f"<!-- signing recipe: {language} -->", 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
+def accepted_key(url: str, secret: str) -> str:
+    """The key the handler reads from a signed URL, after checking its signature (as a REST API passes it on)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+    from handler.request import parse_cutout_request
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    event = {"path": parts.path, "httpMethod": "GET", "headers": {}, "multiValueQueryStringParameters": query}
+    return parse_cutout_request(APIGatewayProxyEvent(event), secret=secret, now=time.time()).key
+
+
+RECIPE_KEY = "products/mug 12 + café.jpg"
+RECIPE_OPTIONS = {"background": "#ffffff", "format": "jpeg", "crop": True, "max_size": 800}
+
+
+def test_the_python_signing_recipe_signs_what_the_handler_accepts(readme):
+    namespace = {}
+    exec(signing_recipe(readme, "python"), namespace)
+    url = namespace["cutout_url"]("https://cdn.example/cutouts/", RECIPE_KEY, RECIPE_OPTIONS, "s3cret", expires_in=600)
+    assert accepted_key(url, "s3cret") == RECIPE_KEY
+    with pytest.raises(BadSignature):
+        accepted_key(url, "another secret")
+
+
+def test_the_javascript_signing_recipe_signs_what_the_handler_accepts(readme, tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the JavaScript recipe cannot be run")
+    script = tmp_path / "sign.js"
+    call = f"cutoutUrl('https://cdn.example/cutouts/', {json.dumps(RECIPE_KEY)}, {json.dumps(RECIPE_OPTIONS)}, 's3cret', 600)"
+    script.write_text(signing_recipe(readme, "javascript") + f"\nconsole.log({call});\n")
+    url = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout.strip()
+    assert accepted_key(url, "s3cret") == RECIPE_KEY
+    with pytest.raises(BadSignature):
+        accepted_key(url.replace("max_size=800", "max_size=801"), "s3cret")
