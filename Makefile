@@ -22,8 +22,8 @@ demo: setup  ## cut out the example photos into demo-output/
 test: setup  ## run the whole test suite
 	$(PY) -m pytest
 
-serve: setup  ## the API on http://127.0.0.1:3000 like `sam local start-api` (PORT=..., SERVE_ARGS=--http-api)
-	$(PY) scripts/serve.py --port $(or $(PORT),3000) $(SERVE_ARGS)
+serve: setup  ## the API on http://127.0.0.1:3000 like `sam local start-api`, with an S3 server in-process holding examples/ (PORT=..., SERVE_ARGS=--http-api)
+	$(PY) scripts/serve.py --local-s3 --port $(or $(PORT),3000) $(SERVE_ARGS)
 
 lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml as written and as SAM expands it
 	$(VENV)/bin/ruff check .
