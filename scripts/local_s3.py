@@ -54,8 +54,9 @@ class LocalS3:
 
     def describe(self, base: str, *, secret_given: bool) -> str:
         """What the console shows: where things are, and a few signed URLs to open."""
+        shown = self.images.relative_to(Path.cwd()) if self.images.is_relative_to(Path.cwd()) else self.images
         lines = [
-            f"local S3 at {self.endpoint}: {len(self.keys)} images from {self.images} in bucket {SOURCE_BUCKET}, "
+            f"local S3 at {self.endpoint}: {len(self.keys)} images from {shown}/ in bucket {SOURCE_BUCKET}, "
             f"results in {OUTPUT_BUCKET}",
             "signed cut-out URLs (GET or <img src>; the first request computes, later ones are served from the stored result):",
         ]
