@@ -33,7 +33,7 @@ class LocalS3:
     secret: str
     keys: list[str]  # the source objects, one per image
     images: Path
-    _server: object
+    server: object  # the ThreadedMotoServer
 
     def examples(self, options: dict[str, str], *, base: str = "") -> list[dict[str, str]]:
         """A signed cut-out URL of every source object with ``options``: ``[{"key", "url"}]``.
@@ -67,7 +67,7 @@ class LocalS3:
         return "\n".join(lines)
 
     def stop(self) -> None:
-        self._server.stop()
+        self.server.stop()
 
 
 def _upload(s3, images: Path) -> list[str]:
@@ -115,4 +115,4 @@ def start(images: Path) -> LocalS3:
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
     keys = _upload(s3, images)
-    return LocalS3(endpoint=endpoint, secret=os.environ["URL_SIGNING_SECRET"], keys=keys, images=images, _server=server)
+    return LocalS3(endpoint=endpoint, secret=os.environ["URL_SIGNING_SECRET"], keys=keys, images=images, server=server)

@@ -6,7 +6,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from helpers import encode, example_photo
 from PIL import Image
 
 sync_api = pytest.importorskip(
@@ -111,3 +113,19 @@ def test_where_nothing_signs_examples_a_pasted_signed_url_is_shown(page, local_a
     # THEN the <img> shows that cut-out
     assert wait_for_cutout(page, url_contains="coffee.jpg") == url
     assert max(page.eval_on_selector("#cutout", "(image) => [image.naturalWidth, image.naturalHeight]")) == 200
+
+
+def test_a_result_too_large_for_a_response_comes_from_the_local_s3_server(page, tmp_path):
+    # GIVEN a noisy 2400x1600 photo: its RGBA PNG (~6-7 MB) is over Lambda's response limit
+    rng = np.random.default_rng(0)
+    pixels = np.asarray(example_photo("coffee", (2400, 1600))).astype(np.int16) + rng.integers(-40, 41, (1600, 2400, 3))
+    photo = tmp_path / "big.jpg"
+    photo.write_bytes(encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), "JPEG"))
+
+    # WHEN the page sends it to POST /remove
+    page.set_input_files("#file", photo)
+
+    # THEN the API stores it and answers 303; the page follows it to the local S3 server and shows the PNG
+    page.wait_for_function(f"({CUTOUT_LOADED})(document.querySelector('#result'))")
+    assert page.eval_on_selector("#result", "(image) => [image.naturalWidth, image.naturalHeight]") == [2400, 1600]
+    expect(page.locator("#status")).to_contain_text("MB out (image/png)")
