@@ -22,8 +22,8 @@ demo: setup  ## cut out the example photos into demo-output/
 test: setup  ## run the whole test suite
 	$(PY) -m pytest
 
-serve: setup  ## the API on http://127.0.0.1:3000 like `sam local start-api` (PORT=..., SERVE_ARGS=--http-api)
-	$(PY) scripts/serve.py --port $(or $(PORT),3000) $(SERVE_ARGS)
+serve: setup  ## the API on http://127.0.0.1:3000 like `sam local start-api`, with an S3 server in-process holding examples/ (PORT=..., SERVE_ARGS=--http-api)
+	$(PY) scripts/serve.py --local-s3 --port $(or $(PORT),3000) $(SERVE_ARGS)
 
 lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml as written and as SAM expands it
 	$(VENV)/bin/ruff check .
@@ -33,8 +33,9 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 eval: setup  ## mask quality (MAE, maxFβ, boundary F, ms) of plain, refine and hard on ../shared/testdata/{sod,hires}
 	$(PY) scripts/eval.py $(EVAL_ARGS)
 
-bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json
+bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) scripts/bench_cutouts.py
 
 fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded from tests/corpus; findings in fuzz-findings/
 	$(PY) scripts/fuzz_decode.py --seconds $(or $(FUZZ_SECONDS),60)

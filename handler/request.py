@@ -261,17 +261,27 @@ def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: floa
         raise BadRequest("the path must name an object: /cutouts/{key}")
     params = query_options(event)
     verify(secret, key, params, now=now)
-    options = {name: value for name, value in params.items() if name not in (SIGNATURE, EXPIRES)}
-    unknown = sorted(set(options) - set(CUTOUT_OPTIONS))
-    if unknown:
-        allowed = ", ".join(CUTOUT_OPTIONS + (EXPIRES, SIGNATURE))
-        raise InvalidOption(f"unknown option {shown(unknown[0])}; cut-out URLs take {allowed}")
-    varies_by_accept = options.get("format", "").strip().lower() == AUTO_FORMAT
-    if varies_by_accept:
-        options["format"] = "webp" if "image/webp" in _media_types(header(event, "Accept")) else "png"
+    given = {name: value for name, value in params.items() if name not in (SIGNATURE, EXPIRES)}
+    options, varies_by_accept = cutout_options(given, accept=header(event, "Accept"))
     return CutoutRequest(
         key=key,
-        options=Options.parse(options),
+        options=options,
         varies_by_accept=varies_by_accept,
         if_none_match=_entity_tags(header(event, "If-None-Match")),
     )
+
+
+def cutout_options(given: dict[str, str], *, accept: str) -> tuple[Options, bool]:
+    """A cut-out URL's options, validated, and whether its format follows ``accept`` (format=auto).
+
+    scripts/sign_url.py validates with this too, so it never signs a URL the route would refuse.
+    """
+    unknown = sorted(set(given) - set(CUTOUT_OPTIONS))
+    if unknown:
+        allowed = ", ".join(CUTOUT_OPTIONS + (EXPIRES, SIGNATURE))
+        raise InvalidOption(f"unknown option {shown(unknown[0])}; cut-out URLs take {allowed}")
+    options = dict(given)
+    varies_by_accept = options.get("format", "").strip().lower() == AUTO_FORMAT
+    if varies_by_accept:
+        options["format"] = "webp" if "image/webp" in _media_types(accept) else "png"
+    return Options.parse(options), varies_by_accept

@@ -1,24 +1,34 @@
 """A local stand-in for API Gateway, like `sam local start-api`: HTTP in, api_handler, HTTP out.
 
-    python scripts/serve.py --port 3000              # REST API events (payload v1)
+    python scripts/serve.py --port 3000              # REST API events (payload v1), the S3 the environment names
     python scripts/serve.py --port 3000 --http-api   # HTTP API events (payload v2)
+    python scripts/serve.py --local-s3 [--images DIR] # plus an S3 server in-process: what `make serve` runs
     curl --data-binary @examples/chelsea.jpg -H 'Content-Type: image/jpeg' localhost:3000/remove -o cutout.png
 
 Each request becomes an API Gateway event, the real handler answers it, and its return value
 (base64 bodies decoded) becomes the HTTP response. GET /openapi.json serves the API description
 and GET / serves web/index.html when it exists.
+
+With --local-s3 the buckets a deployment has exist too (scripts/local_s3.py): GET /cutouts
+works on the images of examples/ (or --images DIR), stored and oversize results are kept in
+S3, and GET /local/cutout-examples gives the demo page signed URLs (signed here, as a site's
+backend signs them; the Lambda has no such route). Without it, the handler uses whatever the
+environment names (AWS_ENDPOINT_URL, SOURCE_BUCKET, OUTPUT_BUCKET, URL_SIGNING_SECRET), as in Lambda.
 """
 
 import argparse
 import base64
+import os
 import sys
 import time
 import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import local_s3
 from invoke import REPO_ROOT, LambdaContext, load_handler
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -26,6 +36,9 @@ STATIC_FILES = {
     "/openapi.json": (REPO_ROOT / "openapi.json", "application/json"),
     "/": (REPO_ROOT / "web" / "index.html", "text/html; charset=utf-8"),
 }
+LOCAL_EXAMPLES = "/local/cutout-examples"
+# Statuses that never carry a body (nor a Content-Length that would describe one).
+_BODILESS = {204, 304}
 # HTTP API base64-encodes bodies unless their type is text; REST API with BinaryMediaTypes */* always does.
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
 
@@ -70,17 +83,19 @@ def rest_event(method: str, target: str, headers: list[tuple[str, str]], body: b
 
 
 def http_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict:
-    """An HTTP API (payload v2) event: lower-case header names, repeated values joined by commas."""
+    """An HTTP API (payload v2) event: lower-case header names, repeated values joined by commas,
+    the path percent-decoded (``rawQueryString`` stays as sent)."""
     url = urlsplit(target)
+    path = unquote(url.path)
     joined: dict[str, str] = {}
     for name, value in headers:
         name = name.lower()
         joined[name] = f"{joined[name]},{value}" if name in joined else value
     binary = bool(body) and not joined.get("content-type", "").startswith(_TEXT_TYPES)
-    context = _request_context(str(uuid.uuid4()), method, url.path, source_ip)
+    context = _request_context(str(uuid.uuid4()), method, path, source_ip)
     context["http"] = {
         "method": method,
-        "path": url.path,
+        "path": path,
         "protocol": "HTTP/1.1",
         "sourceIp": source_ip,
         "userAgent": joined.get("user-agent", ""),
@@ -89,7 +104,7 @@ def http_event(method: str, target: str, headers: list[tuple[str, str]], body: b
     event = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": url.path,
+        "rawPath": path,
         "rawQueryString": url.query,
         "headers": joined,
         "requestContext": context,
@@ -123,10 +138,11 @@ class LocalApi(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address, *, handler, http_api: bool):
+    def __init__(self, address, *, handler, http_api: bool, local: local_s3.LocalS3 | None = None):
         super().__init__(address, ApiGatewayRequestHandler)
         self.handler = handler
         self.build_event = http_event if http_api else rest_event
+        self.local = local
         self.lambda_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
 
     def invoke(self, event: dict) -> dict:
@@ -146,9 +162,12 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        # The answer to a HEAD describes a body it does not carry; a length of 0 would misstate it.
+        has_body = status not in _BODILESS and self.command != "HEAD"
+        if has_body:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if has_body:
             self.wfile.write(body)
 
     def _serve_static(self) -> bool:
@@ -159,8 +178,17 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
         self._send(200, [("Content-Type", content_type)], file.read_bytes())
         return True
 
+    def _serve_local(self) -> bool:
+        """GET /local/cutout-examples?options: with --local-s3, signed cut-out URLs for the demo page."""
+        url = urlsplit(self.path)
+        if self.server.local is None or self.command != "GET" or url.path != LOCAL_EXAMPLES:
+            return False
+        status, body = self.server.local.examples_response(url.query)
+        self._send(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+        return True
+
     def _proxy(self) -> None:
-        if self._serve_static():
+        if self._serve_static() or self._serve_local():
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
@@ -189,17 +217,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port to listen on; 0 picks a free one (default 3000)")
     parser.add_argument("--http-api", action="store_true", help="send HTTP API payload v2 events instead of REST API v1")
+    parser.add_argument(
+        "--local-s3", action="store_true", help="run an S3 server in this process with source and output buckets (make serve)"
+    )
+    parser.add_argument(
+        "--images", type=Path, help="with --local-s3: the folder whose images become the source objects (default examples/)"
+    )
     args = parser.parse_args(argv)
-    server = LocalApi((args.host, args.port), handler=load_handler("api"), http_api=args.http_api)
+    if args.images and not args.local_s3:
+        parser.error("--images fills the local S3 server's source bucket: use it with --local-s3")
+    images = args.images or REPO_ROOT / "examples"
+    if args.local_s3 and not images.is_dir():
+        parser.error(f"--images {images} is not a folder")
+    secret_given = bool(os.environ.get("URL_SIGNING_SECRET"))
+    # Before the handler is imported: it reads the buckets and the secret from the environment at import.
+    local = local_s3.start(images) if args.local_s3 else None
+    server = LocalApi((args.host, args.port), handler=load_handler("api"), http_api=args.http_api, local=local)
     host, port = server.server_address[:2]
     kind = "HTTP API (payload v2)" if args.http_api else "REST API (payload v1)"
-    print(f"serving http://{host}:{port} with {kind} events; POST /remove, GET /openapi.json", flush=True)
+    print(f"serving http://{host}:{port} with {kind} events; POST /remove, GET /cutouts/{{key}}, GET /openapi.json", flush=True)
+    if local is not None:
+        print(local.describe(f"http://{host}:{port}", secret_given=secret_given), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        if local is not None:
+            local.stop()
     return 0
 
 

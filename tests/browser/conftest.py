@@ -38,14 +38,28 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+# The local server's URL signing secret, so tests can sign cut-out URLs as a site's backend would.
+URL_SIGNING_SECRET = "browser-test-secret"
+
+
+@pytest.fixture(scope="session")
+def url_signing_secret() -> str:
+    return URL_SIGNING_SECRET
+
+
 @pytest.fixture(scope="session")
 def local_api(tmp_path_factory):
-    """Base URL of `python scripts/serve.py --port 0`: the real handler behind a local API Gateway."""
+    """Base URL of `python scripts/serve.py --local-s3 --port 0` (what `make serve` runs): the real
+    handler behind a local API Gateway, with examples/ in its local S3 server's source bucket."""
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     # The server's stdout is a file, not a pipe: the handler's log lines could fill a pipe nobody reads.
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "scripts/serve.py", "--port", "0"], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "scripts/serve.py", "--local-s3", "--port", "0"],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "URL_SIGNING_SECRET": URL_SIGNING_SECRET},
         )
     deadline = time.monotonic() + SERVER_START_SECONDS
     try:
