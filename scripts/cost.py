@@ -1,0 +1,225 @@
+"""What one image costs on Lambda at each memory size, measured inside the CPU share Lambda gives it.
+
+    sudo .venv/bin/python scripts/cost.py [--repeats 3] [--json bench-results/cost.json]   (make cost)
+
+Lambda grants CPU time in proportion to memory (one vCPU's worth at 1,769 MB) but shows two
+CPUs at every size up to 3,008 MB. For each memory size this script creates a cgroup (v1 cpu
+controller) whose CFS quota is that share, runs the real pipeline (``remove_background``, default
+options) on the benchmark photos in a child process inside it, with the threads the service
+chooses there (``cpu_share`` from ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``), and removes the cgroup.
+It prints, per size and photo, the median time, GB-seconds and dollars per 1,000 images on x86_64
+and arm64, and the memory sizes the curve suggests for the two functions. Then it measures two
+levers under a quota, side by side: ONNX Runtime's spin-waiting on and off, and the threads the
+service used to take (all it could see) against the CPU share.
+
+The quota is a ceiling, not a reservation: other load on the machine makes every figure slower.
+The load average is printed with the table; compare sizes within one run, as ratios.
+
+Needs root and a writable /sys/fs/cgroup/cpu; elsewhere it says so and exits without measuring.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_photos import make_photos  # noqa: E402
+
+from handler.settings import MB_PER_VCPU  # noqa: E402
+
+CPU_CONTROLLER = Path("/sys/fs/cgroup/cpu")
+PERIOD_US = 100_000
+MEMORY_SIZES_MB = (1024, 1769, 2048, 3008, 4096, 5308)
+PHOTOS = ("small", "hd", "12mp")
+# Lambda list prices, us-east-1, first pricing tier (https://aws.amazon.com/lambda/pricing/,
+# read 2026-11-30): duration per GB-second by architecture, and per request.
+PRICE_PER_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+PRICE_PER_REQUEST = 0.20 / 1_000_000
+# The API's default is the smallest size within this fraction of the fastest, on every photo.
+LATENCY_TOLERANCE = 0.10
+
+
+def cgroup_problem() -> str | None:
+    """Why cgroups cannot be made here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root to create a cgroup (run it as root, e.g. in the dev container)"
+    if not (CPU_CONTROLLER / "cpu.cfs_quota_us").is_file():
+        return f"needs the cgroup v1 cpu controller at {CPU_CONTROLLER} (not mounted here)"
+    if not os.access(CPU_CONTROLLER, os.W_OK):
+        return f"{CPU_CONTROLLER} is read-only here"
+    return None
+
+
+@contextmanager
+def cpu_quota(cpus: float):
+    """A cgroup of its own, limited to ``cpus`` CPUs' worth of time; removed afterwards, also on error."""
+    group = CPU_CONTROLLER / f"bgremove-cost-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    group.mkdir()
+    try:
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(round(cpus * PERIOD_US)))
+        yield group
+    finally:
+        # The kernel refuses to remove a group until its last process has been reaped.
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            print(f"could not remove {group}: remove it with rmdir", file=sys.stderr)
+
+
+def measure(memory_mb: int, photos: dict[str, Path], *, repeats: int, spinning: bool, threads: int | None = None) -> dict:
+    """Run the child inside a quota worth ``memory_mb`` of Lambda; its JSON report."""
+    env = {**os.environ, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb)}
+    if threads is not None:
+        env["MODEL_THREADS"] = str(threads)
+    command = [sys.executable, __file__, "--child", json.dumps({name: str(path) for name, path in photos.items()})]
+    command += ["--repeats", str(repeats), "--spinning", "1" if spinning else "0"]
+    with cpu_quota(memory_mb / MB_PER_VCPU) as group:
+
+        def join_group():  # runs in the child between fork and exec: everything it does is inside the quota
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+        done = subprocess.run(command, env=env, preexec_fn=join_group, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the measurement at {memory_mb} MB failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def child(photos: dict[str, str], *, repeats: int, spinning: bool) -> None:
+    """Inside the quota: each photo once to warm up, then ``repeats`` timed runs; JSON on stdout."""
+    from handler.options import Options
+    from handler.pipeline import remove_background
+    from handler.segmenter import Segmenter
+    from handler.settings import Settings
+
+    settings = Settings.from_env()
+    segmenter = Segmenter(settings.model_path, threads=settings.threads, spinning=spinning)
+    seconds = {}
+    for name, path in photos.items():
+        data = Path(path).read_bytes()
+        runs = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            remove_background(data, Options(), segmenter=segmenter, max_pixels=settings.max_input_pixels)
+            runs.append(time.perf_counter() - start)
+        seconds[name] = runs[1:]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"threads": settings.threads, "spinning": spinning, "seconds": seconds, "peak_rss_mb": peak_mb}))
+
+
+def cost(memory_mb: int, seconds: float, architecture: str) -> float:
+    """Dollars per 1,000 images: duration × memory, plus the request."""
+    return 1000 * (memory_mb / 1024 * seconds * PRICE_PER_GB_SECOND[architecture] + PRICE_PER_REQUEST)
+
+
+def choose_defaults(curve: dict[int, dict]) -> dict[str, int]:
+    """ApiMemorySize: the smallest size within LATENCY_TOLERANCE of the fastest on every photo.
+    WorkerMemorySize: the cheapest size per image over the three photos in equal numbers."""
+    medians = {size: {name: statistics.median(runs) for name, runs in row["seconds"].items()} for size, row in curve.items()}
+    fastest = {name: min(row[name] for row in medians.values()) for name in PHOTOS}
+    api = min(size for size, row in medians.items() if all(row[n] <= fastest[n] * (1 + LATENCY_TOLERANCE) for n in PHOTOS))
+    worker = min(medians, key=lambda size: sum(cost(size, medians[size][n], "x86_64") for n in PHOTOS))
+    return {"ApiMemorySize": api, "WorkerMemorySize": worker}
+
+
+def table(curve: dict[int, dict]) -> str:
+    lines = [
+        "| memory | CPU share | threads | photo | median | GB-s per image | $ per 1,000 x86_64 | $ per 1,000 arm64 | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size, row in curve.items():
+        for name in PHOTOS:
+            median = statistics.median(row["seconds"][name])
+            lines.append(
+                f"| {size:,} MB | {size / MB_PER_VCPU:.2f} | {row['threads']} | {name} | {median:.3f} s "
+                f"| {size / 1024 * median:.3f} | ${cost(size, median, 'x86_64'):.4f} | ${cost(size, median, 'arm64'):.4f} "
+                f"| {row['peak_rss_mb']:.0f} MB |"
+            )
+    return "\n".join(lines)
+
+
+def levers(photos: dict[str, Path], *, repeats: int) -> list[dict]:
+    """Side by side under one quota each, on the 1920x1080 photo: the thread count and spin-waiting."""
+    hd = {"hd": photos["hd"]}
+    cases = [
+        (1769, 1, False, "the CPU share (1 thread), no spinning"),
+        (1769, 2, True, "all visible CPUs (2 threads), spinning: before this change"),
+        (1769, 2, False, "2 threads, no spinning"),
+        (3008, 2, False, "the CPU share (2 threads), no spinning"),
+        (3008, 2, True, "2 threads, spinning"),
+    ]
+    found = []
+    for size, threads, spinning, label in cases:
+        report = measure(size, hd, repeats=repeats, spinning=spinning, threads=threads)
+        seconds = report["seconds"]["hd"]
+        found.append({"memory_mb": size, "threads": threads, "spinning": spinning, "label": label, "seconds": seconds})
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per photo and size after one warm-up (default 3)")
+    parser.add_argument("--sizes", default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated")
+    parser.add_argument("--no-levers", action="store_true", help="only the cost curve")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--spinning", default="0", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child), repeats=args.repeats, spinning=args.spinning == "1")
+        return 0
+    if problem := cgroup_problem():
+        print(f"make cost skipped: {problem}", file=sys.stderr)
+        return 0
+
+    from handler.segmenter import SPINNING
+
+    all_photos = make_photos(REPO / "bench-results" / "photos")
+    photos = {name: all_photos[name] for name in PHOTOS}
+    load_before = os.getloadavg()
+    curve = {}
+    for size in (int(size) for size in args.sizes.split(",")):
+        print(f"{size:,} MB ...", file=sys.stderr, flush=True)
+        curve[size] = measure(size, photos, repeats=args.repeats, spinning=SPINNING)
+    print("levers ...", file=sys.stderr, flush=True)
+    lever_runs = [] if args.no_levers else levers(photos, repeats=args.repeats)
+    load_after = os.getloadavg()
+
+    print(table(curve))
+    if lever_runs:
+        print()
+        print("| memory | threads | spinning | 1920x1080 median | what |")
+        print("| --- | --- | --- | --- | --- |")
+    for run in lever_runs:
+        median = statistics.median(run["seconds"])
+        spinning = "on" if run["spinning"] else "off"
+        print(f"| {run['memory_mb']:,} MB | {run['threads']} | {spinning} | {median:.3f} s | {run['label']} |")
+    defaults = choose_defaults(curve)
+    print()
+    print(f"defaults from this curve: ApiMemorySize={defaults['ApiMemorySize']} WorkerMemorySize={defaults['WorkerMemorySize']}")
+    load = f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    print(f"{os.cpu_count()} CPUs; {load}; {args.repeats} timed runs per cell after one warm-up")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {"curve": curve, "levers": lever_runs, "defaults": defaults, "load": [load_before, load_after]}
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
