@@ -1,6 +1,6 @@
 """What one image costs on Lambda at each memory size, measured inside the CPU share Lambda gives it.
 
-    sudo .venv/bin/python scripts/cost.py [--repeats 3] [--json bench-results/cost.json]   (make cost)
+    .venv/bin/python scripts/cost.py [--rounds 3] [--repeats 2] [--json FILE]   (make cost; as root)
 
 Lambda grants CPU time in proportion to memory (one vCPU's worth at 1,769 MB) but shows two
 CPUs at every size up to 3,008 MB. For each memory size this script creates a cgroup (v1 cpu
@@ -28,6 +28,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,6 +138,12 @@ def choose_defaults(curve: dict[int, dict]) -> dict[str, int]:
     return {"ApiMemorySize": api, "WorkerMemorySize": worker}
 
 
+def share(memory_mb: int) -> str:
+    """The CPU share Lambda gives ``memory_mb``, and where this machine has fewer CPUs than that, what it got."""
+    cpus = memory_mb / MB_PER_VCPU
+    return f"{cpus:.2f}" if cpus <= (os.cpu_count() or 1) else f"{cpus:.2f} ({os.cpu_count()} here)"
+
+
 def table(curve: dict[int, dict]) -> str:
     lines = [
         "| memory | CPU share | threads | photo | median | GB-s per image | $ per 1,000 x86_64 | $ per 1,000 arm64 | peak RSS |",
@@ -146,34 +153,55 @@ def table(curve: dict[int, dict]) -> str:
         for name in PHOTOS:
             median = statistics.median(row["seconds"][name])
             lines.append(
-                f"| {size:,} MB | {size / MB_PER_VCPU:.2f} | {row['threads']} | {name} | {median:.3f} s "
+                f"| {size:,} MB | {share(size)} | {row['threads']} | {name} | {median:.3f} s "
                 f"| {size / 1024 * median:.3f} | ${cost(size, median, 'x86_64'):.4f} | ${cost(size, median, 'arm64'):.4f} "
                 f"| {row['peak_rss_mb']:.0f} MB |"
             )
     return "\n".join(lines)
 
 
-def levers(photos: dict[str, Path], *, repeats: int) -> list[dict]:
-    """Side by side under one quota each, on the 1920x1080 photo: the thread count and spin-waiting."""
-    hd = {"hd": photos["hd"]}
-    cases = [
-        (1769, 1, False, "the CPU share (1 thread), no spinning"),
-        (1769, 2, True, "all visible CPUs (2 threads), spinning: before this change"),
-        (1769, 2, False, "2 threads, no spinning"),
-        (3008, 2, False, "the CPU share (2 threads), no spinning"),
-        (3008, 2, True, "2 threads, spinning"),
+@dataclass(frozen=True)
+class Case:
+    """One child run: a memory size's quota, the photos, and the model's settings there."""
+
+    memory_mb: int
+    photos: tuple[str, ...]
+    spinning: bool
+    threads: int | None = None  # None: what the service chooses at this size
+    label: str = ""
+
+
+def lever_cases() -> list[Case]:
+    """Under one quota each, on the 1920x1080 photo: the thread count and spin-waiting, side by side."""
+    return [
+        Case(1769, ("hd",), False, 1, "the CPU share (1 thread), no spinning"),
+        Case(1769, ("hd",), True, 2, "all visible CPUs (2 threads), spinning: before this change"),
+        Case(1769, ("hd",), False, 2, "2 threads, no spinning"),
+        Case(3008, ("hd",), False, 2, "the CPU share (2 threads), no spinning"),
+        Case(3008, ("hd",), True, 2, "2 threads, spinning"),
     ]
-    found = []
-    for size, threads, spinning, label in cases:
-        report = measure(size, hd, repeats=repeats, spinning=spinning, threads=threads)
-        seconds = report["seconds"]["hd"]
-        found.append({"memory_mb": size, "threads": threads, "spinning": spinning, "label": label, "seconds": seconds})
-    return found
+
+
+def run_interleaved(cases: list[Case], photos: dict[str, Path], *, rounds: int, repeats: int) -> dict[Case, dict]:
+    """Every case once per round, round after round, so that the machine's other load falls on all
+    cases alike; the runs of each case gathered."""
+    results: dict[Case, dict] = {}
+    for round_number in range(1, rounds + 1):
+        for case in cases:
+            print(f"round {round_number}/{rounds}: {case.memory_mb:,} MB {case.label}", file=sys.stderr, flush=True)
+            chosen = {name: photos[name] for name in case.photos}
+            report = measure(case.memory_mb, chosen, repeats=repeats, spinning=case.spinning, threads=case.threads)
+            gathered = results.setdefault(case, {"threads": report["threads"], "seconds": {n: [] for n in case.photos}})
+            for name, runs in report["seconds"].items():
+                gathered["seconds"][name] += runs
+            gathered["peak_rss_mb"] = max(gathered.get("peak_rss_mb", 0), report["peak_rss_mb"])
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per photo and size after one warm-up (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over all sizes, interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per photo in each pass, after one warm-up (default 2)")
     parser.add_argument("--sizes", default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated")
     parser.add_argument("--no-levers", action="store_true", help="only the cost curve")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
@@ -191,32 +219,32 @@ def main() -> int:
 
     all_photos = make_photos(REPO / "bench-results" / "photos")
     photos = {name: all_photos[name] for name in PHOTOS}
+    curve_cases = [Case(int(size), PHOTOS, SPINNING) for size in args.sizes.split(",")]
+    levers = [] if args.no_levers else lever_cases()
     load_before = os.getloadavg()
-    curve = {}
-    for size in (int(size) for size in args.sizes.split(",")):
-        print(f"{size:,} MB ...", file=sys.stderr, flush=True)
-        curve[size] = measure(size, photos, repeats=args.repeats, spinning=SPINNING)
-    print("levers ...", file=sys.stderr, flush=True)
-    lever_runs = [] if args.no_levers else levers(photos, repeats=args.repeats)
+    results = run_interleaved(curve_cases + levers, photos, rounds=args.rounds, repeats=args.repeats)
     load_after = os.getloadavg()
+    curve = {case.memory_mb: results[case] for case in curve_cases}
 
     print(table(curve))
-    if lever_runs:
+    if levers:
         print()
         print("| memory | threads | spinning | 1920x1080 median | what |")
         print("| --- | --- | --- | --- | --- |")
-    for run in lever_runs:
-        median = statistics.median(run["seconds"])
-        spinning = "on" if run["spinning"] else "off"
-        print(f"| {run['memory_mb']:,} MB | {run['threads']} | {spinning} | {median:.3f} s | {run['label']} |")
+    for case in levers:
+        median = statistics.median(results[case]["seconds"]["hd"])
+        spinning = "on" if case.spinning else "off"
+        print(f"| {case.memory_mb:,} MB | {case.threads} | {spinning} | {median:.3f} s | {case.label} |")
     defaults = choose_defaults(curve)
     print()
     print(f"defaults from this curve: ApiMemorySize={defaults['ApiMemorySize']} WorkerMemorySize={defaults['WorkerMemorySize']}")
     load = f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
-    print(f"{os.cpu_count()} CPUs; {load}; {args.repeats} timed runs per cell after one warm-up")
+    runs = args.rounds * args.repeats
+    print(f"{os.cpu_count()} CPUs; {load}; {runs} timed runs per cell ({args.rounds} interleaved passes of {args.repeats})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {"curve": curve, "levers": lever_runs, "defaults": defaults, "load": [load_before, load_after]}
+        lever_report = [{**asdict(case), **results[case]} for case in levers]
+        report = {"curve": curve, "levers": lever_report, "defaults": defaults, "load": [load_before, load_after]}
         args.json.write_text(json.dumps(report, indent=1))
     return 0
 
