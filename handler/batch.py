@@ -54,21 +54,20 @@ def process_task(worker: Worker, task: S3BatchOperationTask, *, remaining_ms: in
         return _record(task, "TemporaryFailure", reason, where, logger)
     if source.bucket not in settings.input_buckets:
         error = BucketNotAllowed(f"bucket {source.bucket} is not one this function may read (INPUT_BUCKETS)")
-        return _record(task, "PermanentFailure", f"{error.code}: {error.message}", where, logger)
+        return _never(task, error, where, logger)
     if worker.is_result(source):
         return _record(task, "Succeeded", f"skipped: {where} is a result of this service, not a photo", where, logger)
     target = worker.target(source)
     try:
         outcome = worker.process(source)
     except ServiceError as error:
-        return _record(task, "PermanentFailure", f"{error.code}: {error.message}", where, logger)
+        return _never(task, error, where, logger)
     except (ConnectionError, HTTPClientError) as error:  # timeouts, resets, an unreachable endpoint
         return _record(task, "TemporaryFailure", f"S3 did not answer: {type(error).__name__}", where, logger)
     except ClientError as error:
         return _record(task, *_client_error(error), where, logger)
     if outcome == "gone":
-        error = ObjectNotFound(f"{where} does not exist")
-        return _record(task, "PermanentFailure", f"{error.code}: {error.message}", where, logger)
+        return _never(task, ObjectNotFound(f"{where} does not exist"), where, logger)
     location = f"s3://{target.bucket}/{target.key}"
     return _record(task, "Succeeded", location if outcome == "written" else f"up to date: {location}", where, logger)
 
@@ -77,6 +76,11 @@ def _record(task: S3BatchOperationTask, result_code: str, reason: str, where: st
     log = logger.info if result_code == "Succeeded" else logger.warning
     log("batch task done", extra={"object": where, "result_code": result_code, "result": reason})
     return task.build_task_batch_response(result_code, reason)
+
+
+def _never(task: S3BatchOperationTask, error: ServiceError, where: str, logger) -> S3BatchOperationResponseRecord:
+    """A task no retry can mend, with the error's stable code and message as the reason."""
+    return _record(task, "PermanentFailure", f"{error.code}: {error.message}", where, logger)
 
 
 def handle_batch_event(event: dict, *, worker: Worker, remaining_ms: int, logger) -> dict:
@@ -91,8 +95,7 @@ def handle_batch_event(event: dict, *, worker: Worker, remaining_ms: int, logger
     try:
         options = Options.parse(batch.job.user_arguments)
     except ServiceError as error:
-        where = f"s3://{task.s3_bucket}/{task.s3_key}"
-        response.add_result(_record(task, "PermanentFailure", f"{error.code}: {error.message}", where, logger))
+        response.add_result(_never(task, error, f"s3://{task.s3_bucket}/{task.s3_key}", logger))
     else:
         response.add_result(process_task(replace(worker, options=options), task, remaining_ms=remaining_ms, logger=logger))
     return response.asdict()
