@@ -42,3 +42,7 @@ fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded
 
 load: setup  ## LOAD_REQUESTS (default 300) concurrent mixed requests to scripts/serve.py on 127.0.0.1: throughput, latency, statuses, RSS
 	$(PY) scripts/load.py --requests $(or $(LOAD_REQUESTS),300) $(LOAD_ARGS)
+
+.PHONY: cost
+cost: setup  ## per Lambda memory size: median time, GB-s and $ per 1,000 images inside that size's CPU quota (root; COST_ARGS="--repeats 5")
+	$(PY) scripts/cost.py --json bench-results/cost.json $(COST_ARGS)

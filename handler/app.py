@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .api import build_api
+from .batch import handle_batch_event
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
@@ -62,3 +63,9 @@ def _queue_record(record: SQSRecord, lambda_context) -> None:
 def queue_handler(event: dict, context) -> dict:
     """SQS batch of S3 notifications: only the messages that failed are retried (then dead-lettered)."""
     return process_partial_response(event=event, record_handler=_queue_record, processor=batch_processor, context=context)
+
+
+@logger.inject_lambda_context
+def batch_handler(event: dict, context) -> dict:
+    """S3 Batch Operations "Invoke AWS Lambda function" (schemas 1.0 and 2.0): one task, one result code."""
+    return handle_batch_event(event, worker=worker, remaining_ms=context.get_remaining_time_in_millis(), logger=logger)

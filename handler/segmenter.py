@@ -17,6 +17,10 @@ INPUT_SIZE = 320
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 MODEL_NAME = "u2netp"
+# ONNX Runtime's idle pool threads spin before they sleep. Under a CPU quota (Lambda below
+# 10 GB, a container's cpu.max) spinning burns the time the other thread needs: `make cost`
+# measures both, and spinning off was never slower there (see README "Cost per 1,000 images").
+SPINNING = False
 
 
 def model_input(image: Image.Image) -> np.ndarray:
@@ -44,11 +48,12 @@ def normalise(prediction: np.ndarray) -> np.ndarray:
 class Segmenter:
     """One ONNX Runtime session over the U²-NetP model, built once per process."""
 
-    def __init__(self, model_path: Path, *, threads: int):
+    def __init__(self, model_path: Path, *, threads: int, spinning: bool = SPINNING):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         # Without a memory pattern the arena stops growing with each new shape plan:
         # steady-state RSS ~350 MB instead of ~545 MB, at no measured speed cost.
         options.enable_mem_pattern = False

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = {"api": "handler.app.api_handler", "s3": "handler.app.s3_handler", "queue": "handler.app.queue_handler"}
+HANDLERS = {
+    "api": "handler.app.api_handler",
+    "s3": "handler.app.s3_handler",
+    "queue": "handler.app.queue_handler",
+    "batch": "handler.app.batch_handler",
+}
 # What template.yaml's Globals set in AWS; a local run needs them too (Metrics needs a namespace).
 LOCAL_ENV = {"POWERTOOLS_SERVICE_NAME": "bgremove", "POWERTOOLS_METRICS_NAMESPACE": "BackgroundRemoval"}
 

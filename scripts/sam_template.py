@@ -102,10 +102,11 @@ class Function:
     handler: str
     environment: dict
     timeout: object
+    memory: object
 
 
 def functions(template: dict) -> list[Function]:
-    """Each AWS::Serverless::Function with its image CMD, environment and timeout (Globals merged)."""
+    """Each AWS::Serverless::Function with its image CMD, environment, timeout and memory (Globals merged)."""
     global_properties = template.get("Globals", {}).get("Function", {})
     global_variables = global_properties.get("Environment", {}).get("Variables", {})
     found = []
@@ -115,7 +116,8 @@ def functions(template: dict) -> list[Function]:
         properties = {**global_properties, **resource["Properties"]}
         (handler,) = properties["ImageConfig"]["Command"]
         variables = {**global_variables, **resource["Properties"].get("Environment", {}).get("Variables", {})}
-        found.append(Function(name=name, handler=handler, environment=variables, timeout=properties.get("Timeout", 3)))
+        timeout, memory = properties.get("Timeout", 3), properties.get("MemorySize", 128)
+        found.append(Function(name=name, handler=handler, environment=variables, timeout=timeout, memory=memory))
     return found
 
 

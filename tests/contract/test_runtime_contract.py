@@ -39,6 +39,7 @@ RESOURCE_NAMES = {**BUCKETS, "UrlSigningSecret": "arn:aws:secretsmanager:us-east
 EVENTS_FOR = {
     "handler.app.api_handler": ["apigw-rest.json", "apigw-http.json"],
     "handler.app.queue_handler": ["sqs-s3-put.json"],
+    "handler.app.batch_handler": ["s3-batch-invocation.json", "s3-batch-invocation-v2.json"],
 }
 ANSWER_LIMIT_S = 180  # a hang guard, not a speed check: import + model load + inference on a busy CI box
 
@@ -55,7 +56,6 @@ def image_environment(task_root: Path) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": sam_template.parameter_defaults(TEMPLATE)["MemorySize"],
         "PATH": os.environ["PATH"],
     }
     for arguments in dockerfile_instructions("ENV"):
@@ -129,6 +129,7 @@ def start_runtime(task_root, s3_endpoint, tmp_path):
         env.update(
             AWS_LAMBDA_RUNTIME_API=stub.address,
             AWS_LAMBDA_FUNCTION_NAME=function.name,
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=sam_template.resolve(function.memory, TEMPLATE, BUCKETS),
             AWS_ENDPOINT_URL=s3_endpoint,
             AWS_ACCESS_KEY_ID="test",
             AWS_SECRET_ACCESS_KEY="test",
@@ -175,9 +176,9 @@ def test_every_function_has_contract_events():
     assert {function.handler for function in FUNCTIONS} <= set(EVENTS_FOR)
 
 
-def assert_cutout_of(body: bytes, source: bytes) -> None:
+def assert_cutout_of(body: bytes, source: bytes, image_format: str = "PNG") -> None:
     result, original = Image.open(io.BytesIO(body)), Image.open(io.BytesIO(source))
-    assert (result.format, result.mode, result.size) == ("PNG", "RGBA", original.size)
+    assert (result.format, result.mode, result.size) == (image_format, "RGBA", original.size)
     alpha = result.getchannel("A")
     assert alpha.getextrema()[0] < 128 < alpha.getextrema()[1], "a cut-out has both background and subject"
 
@@ -215,6 +216,31 @@ def check_queue_answer(event: dict, answer: dict, s3, uploads) -> None:
         assert_cutout_of(s3.get_object(Bucket=BUCKETS["OutputBucket"], Key=result["Key"])["Body"].read(), uploads[0][2])
 
 
+def seed_batch_task(event: dict, s3) -> bytes:
+    """Put a real photo at the object the Batch Operations task names (bucket by ARN in 1.0, by name in 2.0)."""
+    (task,) = event["tasks"]
+    bucket = task["s3BucketArn"].split(":::")[-1] if "s3BucketArn" in task else task["s3Bucket"]
+    assert bucket == BUCKETS["InputBucket"], f"the event's bucket {bucket} is not the input bucket"
+    photo = io.BytesIO()
+    example_photo("astronaut", (120, 90)).save(photo, "JPEG", quality=90)
+    s3.put_object(Bucket=bucket, Key=unquote_plus(task["s3Key"]), Body=photo.getvalue())
+    return photo.getvalue()
+
+
+def check_batch_answer(event: dict, answer: dict, s3, photo: bytes) -> None:
+    assert {name: answer[name] for name in ("invocationSchemaVersion", "invocationId")} == {
+        "invocationSchemaVersion": event["invocationSchemaVersion"],
+        "invocationId": event["invocationId"],
+    }
+    assert answer["treatMissingKeysAs"] == "PermanentFailure"
+    (result,) = answer["results"]
+    assert result["taskId"] == event["tasks"][0]["taskId"] and result["resultCode"] == "Succeeded", result
+    bucket, _, key = result["resultString"].removeprefix("s3://").partition("/")
+    assert bucket == BUCKETS["OutputBucket"]
+    image_format = event["job"].get("userArguments", {}).get("format", "png").upper()
+    assert_cutout_of(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), photo, image_format)
+
+
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda function: function.name)
 def test_function_cmd_answers_its_events(function, start_runtime, task_root, s3):
     # GIVEN the function's CMD running in the runtime client, on the image's files only
@@ -224,11 +250,14 @@ def test_function_cmd_answers_its_events(function, start_runtime, task_root, s3)
     for path in event_paths:
         event = json.loads(path.read_text())
         uploads = seed_uploads(event, s3) if function.handler.endswith("queue_handler") else None
+        batch_photo = seed_batch_task(event, s3) if function.handler.endswith("batch_handler") else None
         # WHEN Lambda invokes it with a committed event
         outcome = runtime.invoke(event)
         # THEN it posts a JSON response, not an error, and the answer is right
         assert outcome.kind == "response", f"{path.name}: {outcome.kind} {outcome.body[:2000]!r}"
-        if uploads is None:
+        if batch_photo is not None:
+            check_batch_answer(event, outcome.json(), s3, batch_photo)
+        elif uploads is None:
             check_api_answer(event, outcome.json(), s3)
         else:
             check_queue_answer(event, outcome.json(), s3, uploads)

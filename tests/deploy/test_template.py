@@ -476,6 +476,7 @@ def test_both_functions_run_the_same_image_with_their_own_handler():
     assert {name: f["Properties"]["ImageConfig"]["Command"] for name, f in functions.items()} == {
         "ApiFunction": ["handler.app.api_handler"],
         "WorkerFunction": ["handler.app.queue_handler"],
+        "BatchFunction": ["handler.app.batch_handler"],
     }
     assert all(f["Properties"]["PackageType"] == "Image" for f in functions.values())
     assert len({str(f["Metadata"]) for f in functions.values()}) == 1
@@ -498,7 +499,6 @@ def test_environment_names_are_the_ones_the_code_reads():
 def test_parameters_cover_size_architecture_timeout_and_cors():
     assert set(PARAMETERS["Architecture"]["AllowedValues"]) == {"x86_64", "arm64"}
     assert TEMPLATE["Globals"]["Function"]["Architectures"] == [{"Ref": "Architecture"}]
-    assert TEMPLATE["Globals"]["Function"]["MemorySize"] == {"Ref": "MemorySize"}
     assert PARAMETERS["CorsOrigins"]["Type"] == "CommaDelimitedList"
     assert RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]["CORS_ORIGINS"] == {
         "Fn::Join": [",", {"Ref": "CorsOrigins"}]
@@ -542,3 +542,71 @@ def test_browsers_may_put_uploads_and_get_results_from_the_allowed_origins_only(
         (rule,) = RESOURCES[bucket]["Properties"]["CorsConfiguration"]["CorsRules"]
         assert rule["AllowedMethods"] == methods
         assert rule["AllowedOrigins"] == {"Ref": "CorsOrigins"}
+
+
+# ---------------------------------------------------------------- memory sizes, S3 Batch Operations
+
+
+def test_the_api_and_the_workers_each_have_their_memory_size():
+    # The API wants latency, the queue worker and the batch function the lowest cost per image.
+    assert "MemorySize" not in PARAMETERS and "MemorySize" not in TEMPLATE["Globals"]["Function"]
+    memory = {name: f["Properties"]["MemorySize"] for name, f in of_type("AWS::Serverless::Function").items()}
+    assert memory == {
+        "ApiFunction": {"Ref": "ApiMemorySize"},
+        "WorkerFunction": {"Ref": "WorkerMemorySize"},
+        "BatchFunction": {"Ref": "WorkerMemorySize"},
+    }
+    for name in ("ApiMemorySize", "WorkerMemorySize"):
+        # Lambda's range; below 1 GB a 12 MP photo does not fit beside the model.
+        assert PARAMETERS[name]["MinValue"] >= 1024 and PARAMETERS[name]["MaxValue"] <= 10240
+        assert PARAMETERS[name]["MinValue"] <= int(DEFAULTS[name]) <= PARAMETERS[name]["MaxValue"]
+    # The cheapest size per image is never above the size where latency stops improving.
+    assert int(DEFAULTS["WorkerMemorySize"]) <= int(DEFAULTS["ApiMemorySize"])
+
+
+def test_only_s3_batch_operations_may_assume_the_batch_role():
+    role = RESOURCES["BatchOperationsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "batchoperations.s3.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    assert "ManagedPolicyArns" not in role
+
+
+def test_the_batch_role_invokes_only_the_batch_function_and_touches_only_job_files():
+    policies = RESOURCES["BatchOperationsRole"]["Properties"]["Policies"]
+    statements = [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+    grants = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                grants.add((action, resource.get("Fn::Sub") or "{}.{}".format(*resource["Fn::GetAtt"])))
+    assert grants == {
+        ("lambda:InvokeFunction", "BatchFunction.Arn"),
+        ("s3:GetObject", "${OutputBucket.Arn}/batch-jobs/manifests/*"),
+        ("s3:GetObjectVersion", "${OutputBucket.Arn}/batch-jobs/manifests/*"),
+        ("s3:PutObject", "${OutputBucket.Arn}/batch-jobs/reports/*"),
+        ("s3:GetBucketLocation", "OutputBucket.Arn"),
+    }
+
+
+def test_the_batch_function_reads_any_input_and_writes_only_results():
+    # A backfill reaches photos that were never uploads, so the whole input bucket, but no more.
+    assert s3_grants("BatchFunction") == {
+        ("s3:GetObject", "${InputBucket.Arn}/*"),
+        ("s3:GetObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        ("s3:PutObject", "${OutputBucket.Arn}/${ResultPrefix}*"),
+        *LIST_BOTH_BUCKETS,
+    }
+    assert not RESOURCES["BatchFunction"]["Properties"].get("Events"), "S3 Batch Operations invokes it directly"
+
+
+def test_batch_concurrency_is_reserved_only_when_asked_for():
+    reserved = RESOURCES["BatchFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert evaluate(reserved, {**DEFAULTS, "BatchConcurrency": "0"}) == {"Ref": "AWS::NoValue"}
+    assert evaluate(reserved, {**DEFAULTS, "BatchConcurrency": "50"}) == {"Ref": "BatchConcurrency"}
+
+
+def test_outputs_name_what_a_batch_job_needs():
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["BatchFunctionArn"]["Value"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}

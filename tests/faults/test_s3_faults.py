@@ -8,21 +8,19 @@ exactly one result or with its message in the dead-letter queue, never both, nev
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
-from s3.support import PHOTO, SETTINGS, LambdaContext, output_keys, s3_notification, sqs_event
+from s3.support import PHOTO, SETTINGS, Injector, LambdaContext, output_keys, s3_notification, sqs_event
 
 from handler.storage import Storage
 
 MAX_RECEIVES = 3
 MAX_INVOCATIONS = 100
-SLOW_DOWN = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 
 
 class LambdaKilled(BaseException):
@@ -104,36 +102,6 @@ def assert_accounted(s3, sqs, queues: Queues, keys: list[str], *, dead: set[str]
         if key not in dead:
             stored = s3.head_object(Bucket=OUTPUT_BUCKET, Key=result_key(key))["Metadata"]["source-etag"]
             assert stored == s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
-
-
-@dataclass
-class Injector:
-    """A botocore before-send hook: answers the first ``times`` attempts of each key with ``fault``."""
-
-    times: int
-    fault: str  # "slowdown" (HTTP 503 SlowDown) or "timeout" (the read times out)
-    attempts: dict[str, int] = field(default_factory=dict)
-    injected: int = 0
-
-    def __call__(self, request, **_):
-        key = request.url.split("?")[0]
-        self.attempts[key] = self.attempts.get(key, 0) + 1
-        if self.attempts[key] > self.times:
-            return None  # send it for real
-        self.injected += 1
-        if self.fault == "timeout":
-            raise ReadTimeoutError(endpoint_url=request.url)
-        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(SLOW_DOWN))
-
-
-class _Raw:
-    """The raw stream of an injected response, as botocore reads it."""
-
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def stream(self, **_):
-        yield self.body
 
 
 @pytest.mark.parametrize("fault", ["slowdown", "timeout"])

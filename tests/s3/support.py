@@ -1,12 +1,14 @@
 """Shared pieces of the S3-path tests: the committed S3 and SQS events pointed at other objects,
-a Lambda context, and handler.app with its queue worker on the local S3 server (the fixtures
-are registered for every test by tests/conftest.py)."""
+a Lambda context, handler.app with its queue worker on the local S3 server (the fixtures
+are registered for every test by tests/conftest.py), and an injector of S3 faults."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from helpers import encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 
@@ -15,6 +17,7 @@ from handler.storage import Storage
 from handler.worker import Worker
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
+SLOW_DOWN = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
 PHOTO = encode(example_photo("astronaut", (96, 96)), "JPEG", quality=85)
 SETTINGS = Settings(input_buckets=(INPUT_BUCKET,), output_bucket=OUTPUT_BUCKET)
 
@@ -90,3 +93,33 @@ def sqs_event(messages: list[dict], queue_arn: str = "arn:aws:sqs:us-east-1:1234
         )
         records.append(record)
     return {"Records": records}
+
+
+@dataclass
+class Injector:
+    """A botocore before-send hook: answers the first ``times`` attempts of each key with ``fault``."""
+
+    times: int
+    fault: str  # "slowdown" (HTTP 503 SlowDown) or "timeout" (the read times out)
+    attempts: dict[str, int] = field(default_factory=dict)
+    injected: int = 0
+
+    def __call__(self, request, **_):
+        key = request.url.split("?")[0]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if self.attempts[key] > self.times:
+            return None  # send it for real
+        self.injected += 1
+        if self.fault == "timeout":
+            raise ReadTimeoutError(endpoint_url=request.url)
+        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(SLOW_DOWN))
+
+
+class _Raw:
+    """The raw stream of an injected response, as botocore reads it."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
