@@ -25,7 +25,7 @@ DETAIL_SIDE = 640
 # Sensor grain (Gaussian sigma, levels, at full resolution) that must not reach the alpha
 # by more than ALPHA_GRAIN levels: caps the guided filter's slopes (see _edge_field).
 GRAIN = 4.0
-ALPHA_GRAIN = 4.0
+ALPHA_GRAIN = 2.0
 CELL = 320  # the model's output size: radii below are in its cells
 EDGE_RADIUS = 1.0  # guided-filter window radius, in model cells
 EDGE_EPSILON = 1e-3  # guided-filter regulariser (colour variance, 0-1 units)
