@@ -30,8 +30,8 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 	$(VENV)/bin/hadolint Dockerfile
 	$(PY) scripts/lint_template.py template.yaml
 
-eval: setup  ## mask quality (MAE, maxFβ, boundary F, ms) of plain, refine and hard on ../shared/testdata/{sod,hires}
-	$(PY) scripts/eval.py $(EVAL_ARGS)
+eval: setup  ## mask quality (MAE, maxFβ, boundary F), grain and detail robustness, eval-results/edges.png; EVAL_PHOTOS=dir for other photos
+	$(PY) scripts/eval.py $(EVAL_PHOTOS) $(EVAL_ARGS)
 
 bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json
 	$(PY) scripts/bench.py $(BENCH_ARGS)

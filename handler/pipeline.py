@@ -72,7 +72,7 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
     guide = refine.working_photo(photo) if refine_edges or clean_colours else None
     del photo
     if refine_edges:
-        mask = refine.refine_mask(rgb, mask, guide)
+        mask = refine.refine_mask(mask, guide)
     if options.hard:
         mask = imaging.harden(mask)
     if clean_colours:

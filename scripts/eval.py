@@ -1,13 +1,26 @@
-"""Mask quality of plain U²-NetP and each mask option, at the images' full resolution.
+"""Mask quality, noise robustness and detail of plain U²-NetP and each mask option.
 
-    python scripts/eval.py                       # ../shared/testdata/sod and ../shared/testdata/hires
-    python scripts/eval.py path/to/set ...       # folders with images/<stem>.* and masks/<stem>.png
+    python scripts/eval.py                       # ../shared/testdata/{sod,hires}, examples/ at 12 MP
+    python scripts/eval.py path/to/set ...       # folders with images/<stem>.* (or the images
+                                                 # themselves) and, optionally, masks/<stem>.png
+    python scripts/eval.py --megapixels 12 dir   # photos smaller than 12 MP upscaled to it first
 
 Each image is segmented once (the pipeline's own decode, preview and upsample); each
-variant then shapes that mask as the pipeline does (refine, then hard) and is scored
-against the ground truth: MAE, maxFβ (β² = 0.3) and boundary F (edges at 0.5 within
-0.75% of the diagonal). The time column is the variant's own cost per image, on top of
-segmentation, whose time is printed once per set.
+variant then shapes that mask as the pipeline does (refine, then hard) and, where a
+ground-truth mask exists, is scored against it: MAE, maxFβ (β² = 0.3) and boundary F
+(edges at 0.5 within 0.75% of the diagonal). The time column is the variant's own cost
+per image, on top of segmentation, whose time is printed once per set.
+
+Then, for plain and refine, two figures that need no ground truth, inside the plain
+mask's uncertain band (values 6-249), in levels:
+  grain:  the photo against the same photo with Gaussian grain (sigma 4 levels): mean
+          |alpha difference|, and the mean |Laplacian| of the grainy photo's alpha.
+  detail: the photo upscaled 10x (at most to 12 MP) against the original: mean |alpha
+          difference| with the upscaled alpha box-reduced back, and the mean |Laplacian|
+          of the upscaled photo's alpha in its own band.
+A refinement that turns grain into texture shows up as a larger difference and Laplacian
+than plain's. ``eval-results/edges.png`` shows an edge of each of the first photos of the
+last set, grain added, plain against refined on white, black and a checkerboard.
 """
 
 import argparse
@@ -22,57 +35,92 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
+import edge_sheet  # noqa: E402
 import metrics  # noqa: E402
 
 from handler import imaging, pipeline, refine  # noqa: E402
-from handler.segmenter import Segmenter  # noqa: E402
+from handler.segmenter import Segmenter, upsample  # noqa: E402
 from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
-DEFAULT_SETS = [REPO_ROOT.parent / "shared" / "testdata" / name for name in ("sod", "hires")]
+TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+EXAMPLES = REPO_ROOT / "examples"
+RESULTS = REPO_ROOT / "eval-results"
+DETAIL_UPSCALE = 10
+DETAIL_MAX_PIXELS = 12_000_000
+SHEET_PHOTOS = 3
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic"}
 VARIANTS = {
-    "plain": lambda photo, rgb, mask: mask,
-    "refine": lambda photo, rgb, mask: refine.refine_mask(rgb, mask, refine.working_photo(photo)),
-    "hard": lambda photo, rgb, mask: imaging.harden(mask),
-    "refine+hard": lambda photo, rgb, mask: imaging.harden(refine.refine_mask(rgb, mask, refine.working_photo(photo))),
+    "plain": lambda photo, mask: mask,
+    "refine": lambda photo, mask: refine.refine_mask(mask, refine.working_photo(photo)),
+    "hard": lambda photo, mask: imaging.harden(mask),
+    "refine+hard": lambda photo, mask: imaging.harden(refine.refine_mask(mask, refine.working_photo(photo))),
 }
+ROBUSTNESS_VARIANTS = ("plain", "refine")
 
 
-def pairs(folder: Path) -> list[tuple[Path, Path]]:
-    """(image, ground-truth mask) pairs matched by file stem."""
-    images = {path.stem: path for path in sorted((folder / "images").iterdir()) if not path.name.startswith(".")}
-    truths = {stem: folder / "masks" / f"{stem}.png" for stem in images}
-    return [(images[stem], truth) for stem, truth in truths.items() if truth.exists()]
+def photos(folder: Path) -> list[tuple[Path, Path | None]]:
+    """(image, ground-truth mask or None) pairs: images/<stem>.* (or the folder's own
+    images) with masks/<stem>.png where it exists."""
+    images = folder / "images" if (folder / "images").is_dir() else folder
+    found = sorted(path for path in images.iterdir() if path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith("."))
+    truths = [folder / "masks" / f"{path.stem}.png" for path in found]
+    return [(path, truth if truth.exists() else None) for path, truth in zip(found, truths, strict=True)]
 
 
-def segment(segmenter: Segmenter, data: bytes) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """(RGB photo, its array, mask at full size), made by the pipeline's own segmentation step."""
-    image, mask = pipeline.segment(data, segmenter=segmenter, max_pixels=10**9)
-    photo = image.convert("RGB")
-    return photo, np.asarray(photo), mask
+def predicted(segmenter: Segmenter, photo: Image.Image) -> np.ndarray:
+    """The plain mask of an RGB image at its size, as the pipeline makes it from pixels."""
+    return upsample(segmenter.predict_small(photo), photo.size)
 
 
-def evaluate(folder: Path, segmenter: Segmenter, variants: list[str]) -> None:
-    found = pairs(folder)
-    if not found:
-        print(f"{folder}: no image/mask pairs (expected images/<stem>.* and masks/<stem>.png)")
-        return
-    scores = {name: {"mae": [], "precision": [], "recall": [], "boundary": [], "seconds": []} for name in variants}
-    segment_seconds = 0.0
-    for image_path, truth_path in found:
-        started = time.perf_counter()
-        photo, rgb, mask = segment(segmenter, image_path.read_bytes())
-        segment_seconds += time.perf_counter() - started
-        truth = np.asarray(Image.open(truth_path).convert("L"))
-        for name in variants:
-            started = time.perf_counter()
-            shaped = VARIANTS[name](photo, rgb, mask)
-            scores[name]["seconds"].append(time.perf_counter() - started)
-            precision, recall = metrics.precision_recall(shaped, truth)
-            scores[name]["mae"].append(metrics.mae(shaped, truth))
-            scores[name]["precision"].append(precision)
-            scores[name]["recall"].append(recall)
-            scores[name]["boundary"].append(metrics.boundary_f(shaped, truth))
-    print(f"\n{folder} ({len(found)} images, segmentation {segment_seconds / len(found) * 1000:.0f} ms per image)")
+def upscaled(photo: Image.Image, pixels: float) -> Image.Image:
+    """The photo resized (bicubic) to about ``pixels`` pixels, its aspect kept."""
+    factor = (pixels / (photo.width * photo.height)) ** 0.5
+    return photo.resize((round(photo.width * factor), round(photo.height * factor)), Image.Resampling.BICUBIC)
+
+
+def _band_figures(photo: Image.Image, mask: np.ndarray, other: Image.Image, other_mask: np.ndarray, band: np.ndarray):
+    """Per variant in ROBUSTNESS_VARIANTS: (change in ``band``, texture of the other's alpha
+    in its own band), the other's alpha box-reduced to the photo's size for the change."""
+    other_band = metrics.uncertain_band(other_mask)
+    figures = {}
+    for name in ROBUSTNESS_VARIANTS:
+        alpha, other_alpha = VARIANTS[name](photo, mask), VARIANTS[name](other, other_mask)
+        reduced = (
+            other_alpha
+            if other.size == photo.size
+            else np.asarray(Image.fromarray(other_alpha).resize(photo.size, Image.Resampling.BOX))
+        )
+        figures[name] = (metrics.band_change(alpha, reduced, band), metrics.band_texture(other_alpha, other_band))
+    return figures
+
+
+def grain_figures(segmenter: Segmenter, photo: Image.Image, *, seed: int) -> dict[str, tuple[float, float]]:
+    """Per variant: the photo against itself with grain (see the module docstring)."""
+    mask = predicted(segmenter, photo)
+    grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=seed))
+    return _band_figures(photo, mask, grainy, predicted(segmenter, grainy), metrics.uncertain_band(mask))
+
+
+def detail_figures(segmenter: Segmenter, photo: Image.Image) -> dict[str, tuple[float, float]]:
+    """Per variant: the photo against itself upscaled (see the module docstring)."""
+    mask = predicted(segmenter, photo)
+    factor = min(DETAIL_UPSCALE, (DETAIL_MAX_PIXELS / photo.width / photo.height) ** 0.5)
+    big = upscaled(photo, factor**2 * photo.width * photo.height) if factor > 1 else photo
+    return _band_figures(photo, mask, big, predicted(segmenter, big), metrics.uncertain_band(mask))
+
+
+def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Image.Image, np.ndarray]:
+    """(RGB photo, plain mask): the pipeline's own segmentation, or the photo upscaled first."""
+    with Image.open(path) as header:
+        small = megapixels is not None and header.width * header.height < megapixels * 1e6
+    if small:
+        photo = upscaled(Image.open(path).convert("RGB"), megapixels * 1e6)
+        return photo, predicted(segmenter, photo)
+    image, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
+    return image.convert("RGB"), mask
+
+
+def print_quality(scores: dict[str, dict[str, list]], variants: list[str]) -> None:
     print(f"{'variant':<12} {'MAE':>7} {'maxFβ':>7} {'boundF':>7} {'ms/img':>7}")
     for name in variants:
         score = scores[name]
@@ -80,24 +128,82 @@ def evaluate(folder: Path, segmenter: Segmenter, variants: list[str]) -> None:
             f"{name:<12} {np.mean(score['mae']):7.4f} {metrics.max_f(score['precision'], score['recall']):7.4f} "
             f"{np.mean(score['boundary']):7.4f} {np.mean(score['seconds']) * 1000:7.1f}"
         )
+    for name in variants[1:]:
+        gains = np.subtract(scores[name]["boundary"], scores[variants[0]]["boundary"])
+        print(f"  boundary F of {name} against {variants[0]}: higher on {(gains > 0).sum()}, lower on {(gains < 0).sum()} photos")
+
+
+def print_robustness(figures: list[dict[str, dict[str, tuple[float, float]]]]) -> None:
+    print(f"{'variant':<12} {'grain Δ':>8} {'grain ∇²':>8} {'detail Δ':>8} {'detail ∇²':>9}   (levels, in the band)")
+    for name in ROBUSTNESS_VARIANTS:
+        grain = np.mean([photo["grain"][name] for photo in figures], axis=0)
+        detail = np.mean([photo["detail"][name] for photo in figures], axis=0)
+        print(f"{name:<12} {grain[0]:8.2f} {grain[1]:8.2f} {detail[0]:8.2f} {detail[1]:9.2f}")
+
+
+def evaluate(folder: Path, segmenter: Segmenter, variants: list[str], megapixels: float | None) -> list[edge_sheet.Edge]:
+    """Print the set's tables; return its first photos' edges for the contact sheet."""
+    found = photos(folder)
+    scores = {name: {"mae": [], "precision": [], "recall": [], "boundary": [], "seconds": []} for name in variants}
+    figures, edges = [], []
+    segment_seconds = 0.0
+    for index, (image_path, truth_path) in enumerate(found):
+        started = time.perf_counter()
+        photo, mask = load(image_path, megapixels, segmenter)
+        segment_seconds += time.perf_counter() - started
+        if truth_path is not None:
+            truth = np.asarray(Image.open(truth_path).convert("L").resize(photo.size, Image.Resampling.NEAREST))
+            for name in variants:
+                started = time.perf_counter()
+                shaped = VARIANTS[name](photo, mask)
+                scores[name]["seconds"].append(time.perf_counter() - started)
+                precision, recall = metrics.precision_recall(shaped, truth)
+                scores[name]["mae"].append(metrics.mae(shaped, truth))
+                scores[name]["precision"].append(precision)
+                scores[name]["recall"].append(recall)
+                scores[name]["boundary"].append(metrics.boundary_f(shaped, truth))
+        figures.append({"grain": grain_figures(segmenter, photo, seed=index), "detail": detail_figures(segmenter, photo)})
+        if index < SHEET_PHOTOS:
+            grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=index))
+            edges.append(edge_sheet.Edge.of(image_path.stem, grainy, predicted(segmenter, grainy)))
+    size = f", upscaled to {megapixels:g} MP" if megapixels else ""
+    print(f"\n{folder} ({len(found)} images{size}, segmentation {segment_seconds / max(len(found), 1) * 1000:.0f} ms per image)")
+    if scores[variants[0]]["mae"]:
+        print_quality(scores, variants)
+    if figures:
+        print_robustness(figures)
+    return edges
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sets", nargs="*", type=Path, default=DEFAULT_SETS, help="folders with images/ and masks/")
+    parser.add_argument("sets", nargs="*", type=Path, help="folders of photos (default: sod, hires, examples at 12 MP)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    parser.add_argument("--megapixels", type=float, help="upscale smaller photos to this many megapixels first")
+    parser.add_argument("--sheet", type=Path, default=RESULTS / "edges.png", help="where the contact sheet goes")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = [name for name in variants if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; variants are {', '.join(VARIANTS)}")
-    missing = [str(folder) for folder in args.sets if not (folder / "images").is_dir()]
-    if missing:
-        print(f"skipped (absent; the research-licensed test data lives outside the repo): {', '.join(missing)}")
+    runs = [(folder, args.megapixels) for folder in args.sets]
+    if not runs:
+        runs = [(TESTDATA / "sod", None), (TESTDATA / "hires", None), (EXAMPLES, 12.0)]
+        missing = [str(folder) for folder, _ in runs if not folder.is_dir()]
+        if missing:
+            print(f"skipped (absent; the research-licensed test data lives outside the repo): {', '.join(missing)}")
+        runs = [(folder, megapixels) for folder, megapixels in runs if folder.is_dir()]
     segmenter = Segmenter(BUNDLED_MODEL, threads=available_cpus())
-    for folder in args.sets:
-        if (folder / "images").is_dir():
-            evaluate(folder, segmenter, variants)
+    edges = []
+    for folder, megapixels in runs:
+        if not photos(folder):
+            print(f"{folder}: no photos (expected images/<stem>.* or the photos themselves)")
+            continue
+        edges = evaluate(folder, segmenter, variants, megapixels) or edges
+    if edges:
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        edge_sheet.contact_sheet(edges).save(args.sheet, optimize=True)
+        print(f"\ncontact sheet: {args.sheet}")
     return 0
 
 

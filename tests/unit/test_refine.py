@@ -47,7 +47,7 @@ def test_refine_keeps_shape_and_dtype_on_a_real_photo(segmenter):
     rgb = np.asarray(example_photo("astronaut"))
     mask = upsample(segmenter.predict_small(Image.fromarray(rgb)), (rgb.shape[1], rgb.shape[0]))
 
-    refined = refine.refine_mask(rgb, mask, guide(rgb))
+    refined = refine.refine_mask(mask, guide(rgb))
 
     assert refined.shape == mask.shape and refined.dtype == np.uint8
     assert refined is not mask
@@ -57,32 +57,87 @@ def test_confident_pixels_do_not_drift():
     rgb, truth = disc_scene()
     mask = coarse_mask(truth)
 
-    refined = refine.refine_mask(rgb, mask, guide(rgb))
+    refined = refine.refine_mask(mask, guide(rgb))
 
-    assert np.all(refined[mask <= refine.BAND[0]] == refine._LEVELS[mask[mask <= refine.BAND[0]]])
-    assert np.all(refined[mask >= refine.BAND[1]] == refine._LEVELS[mask[mask >= refine.BAND[1]]])
-    assert np.all(refined[mask == 0] == 0) and np.all(refined[mask == 255] == 255)
+    assert np.all(refined[mask <= refine.BAND[0]] == 0)
+    assert np.all(refined[mask >= refine.BAND[1]] == 255)
 
 
 def test_a_crisp_mask_is_left_as_it_is():
     rgb, truth = disc_scene()
 
-    assert np.array_equal(refine.refine_mask(rgb, truth, guide(rgb)), truth)
+    assert np.array_equal(refine.refine_mask(truth, guide(rgb)), truth)
+
+
+def model_mask(truth: np.ndarray) -> np.ndarray:
+    """The truth as the model sees it on a big photo: 320 px cells, one cell of blur, upsampled."""
+    height, width = truth.shape  # landscape
+    cells = Image.fromarray(truth).resize((320, round(320 * height / width)), Image.Resampling.BOX)
+    return np.asarray(cells.filter(ImageFilter.GaussianBlur(1)).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def test_refine_moves_a_soft_edge_towards_the_photo_edge(metrics):
-    # Six times the model's size, as the model sees it: 320x240 cells, one cell of blur
+    # Six times the model's size
     rgb, truth = disc_scene((1920, 1440))
-    cells = Image.fromarray(truth).resize((320, 240), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1))
-    mask = np.asarray(cells.resize((1920, 1440), Image.Resampling.BILINEAR))
+    mask = model_mask(truth)
 
-    refined = refine.refine_mask(rgb, mask, guide(rgb))
+    refined = refine.refine_mask(mask, guide(rgb))
     # The same mask against a photo with no edges: levelled and steepened, nothing to follow
     flat = np.full_like(rgb, 128)
-    unguided = refine.refine_mask(flat, mask, guide(flat))
+    unguided = refine.refine_mask(mask, guide(flat))
 
     assert metrics.mae(refined, truth) < 0.8 * metrics.mae(mask, truth)
     assert metrics.mae(refined, truth) < 0.6 * metrics.mae(unguided, truth)
+
+
+def soft_photo(size=(2400, 1800)) -> tuple[np.ndarray, np.ndarray]:
+    """A faint, soft edge as upscaled photos have (a white saucer on a pale table), and the
+    model's coarse mask: where a guided filter needs steep slopes, and grain gets through them."""
+    _, truth = disc_scene(size)
+    rgb = np.where(truth[..., None] > 0, np.array([236, 232, 228], np.uint8), np.array([214, 208, 204], np.uint8))
+    soft = np.asarray(Image.fromarray(rgb.astype(np.uint8)).filter(ImageFilter.GaussianBlur(3)))
+    return soft, model_mask(truth)
+
+
+def test_grain_does_not_become_alpha_texture(metrics):
+    # The same coarse mask for both: only what the refinement reads from the photo can differ
+    rgb, mask = soft_photo()
+    grainy = metrics.with_grain(rgb, seed=1)
+
+    clean, noisy = refine.refine_mask(mask, guide(rgb)), refine.refine_mask(mask, guide(grainy))
+
+    band = metrics.uncertain_band(mask)
+    change = metrics.band_change(clean, noisy, band)
+    texture = {name: metrics.band_texture(alpha, band) for name, alpha in (("clean", clean), ("grain", noisy))}
+    print(f"grain changes the band by {change:.2f} levels; texture {texture}")
+    # Measured: 0.82 levels, texture 2.19 -> 2.24. With the filter evaluated on raw pixels
+    # (before issue 16): 5.9 levels, texture 3.0 -> 26.5.
+    assert change <= 1.0
+    assert texture["grain"] <= texture["clean"] + 0.5
+
+
+def test_colour_clean_up_adds_no_grain_to_near_opaque_pixels(metrics):
+    rgb, alpha = soft_photo()
+    grainy = metrics.with_grain(rgb, seed=2)
+
+    clean, noisy = (refine.foreground_colours(photo, alpha, guide(photo)).astype(np.float32) for photo in (rgb, grainy))
+
+    near_opaque = (alpha >= 230) & (alpha < refine.BAND[1])
+    grain_in = (grainy.astype(np.float32) - rgb)[near_opaque].std()
+    grain_out = (noisy - clean)[near_opaque].std()
+    print(f"grain in near-opaque pixels: photo {grain_in:.2f}, cleaned colours {grain_out:.2f} levels")
+    assert grain_out <= grain_in
+
+
+def test_strips_do_not_change_the_result(monkeypatch):
+    rgb, mask = soft_photo((640, 480))
+    alpha = coarse_mask(disc_scene((640, 480))[1])
+    whole = refine.refine_mask(mask, guide(rgb)), refine.foreground_colours(rgb, alpha, guide(rgb))
+
+    monkeypatch.setattr(refine, "STRIP_ROWS", 7)
+    stripped = refine.refine_mask(mask, guide(rgb)), refine.foreground_colours(rgb, alpha, guide(rgb))
+
+    assert np.array_equal(whole[0], stripped[0]) and np.array_equal(whole[1], stripped[1])
 
 
 def fringe_halo(composite: np.ndarray, alpha: np.ndarray) -> float:
@@ -148,38 +203,6 @@ def test_hard_is_monotone_and_keeps_the_middle_soft():
     assert np.all(np.diff(snapped) >= 0)
     assert snapped[27] > 0 and snapped[229] < 255
     assert np.array_equal(imaging.harden(imaging.harden(np.array([0, 255], np.uint8))), [0, 255])
-
-
-@pytest.mark.quality
-@pytest.mark.parametrize(
-    "name, gain",
-    [
-        # Measured: plain MAE 0.1291 / maxFβ 0.8236 / boundary F 0.569; refined 0.1248 / 0.8229 / 0.586.
-        ("sod", 0.015),
-        # Measured: plain 0.0846 / 0.9222 / 0.592; refined 0.0822 / 0.9222 / 0.607.
-        ("hires", 0.010),
-    ],
-)
-def test_refine_raises_boundary_f_without_costing_mae_or_max_f(testdata, segmenter, metrics, name, gain):
-    folder = testdata(name)
-    scores = {"plain": ([], [], [], []), "refine": ([], [], [], [])}
-    for photo in sorted((folder / "images").glob("*.jpg")):
-        rgb = np.asarray(Image.open(photo).convert("RGB"))
-        truth = np.asarray(Image.open(folder / "masks" / f"{photo.stem}.png").convert("L"))
-        mask = upsample(segmenter.predict_small(Image.fromarray(rgb)), (rgb.shape[1], rgb.shape[0]))
-        for name, shaped in (("plain", mask), ("refine", refine.refine_mask(rgb, mask, guide(rgb)))):
-            errors, precisions, recalls, boundaries = scores[name]
-            errors.append(metrics.mae(shaped, truth))
-            precision, recall = metrics.precision_recall(shaped, truth)
-            precisions.append(precision)
-            recalls.append(recall)
-            boundaries.append(metrics.boundary_f(shaped, truth))
-    plain, refined = ({"mae": np.mean(e), "max_f": metrics.max_f(p, r), "boundary": np.mean(b)} for e, p, r, b in scores.values())
-
-    print(f"plain {plain}, refine {refined}")
-    assert refined["boundary"] >= plain["boundary"] + gain
-    assert refined["mae"] <= plain["mae"] * 1.02
-    assert refined["max_f"] >= plain["max_f"] - 0.002
 
 
 @pytest.mark.parametrize("shift", [0, 3])
