@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from .errors import ServiceError, TooLarge
 from .options import Options
+from .parallel import SERIAL, StripPool
 from .pipeline import Result, remove_background
 from .request import UPLOAD_TYPES, RemoveRequest, UploadRequest, base64_length, parse_remove_request, parse_upload_request
 from .segmenter import MODEL_NAME, Segmenter
@@ -109,6 +110,7 @@ def build_resolver(
     storage: Storage,
     logger: Logger,
     metrics: Metrics,
+    strips: StripPool = SERIAL,
 ) -> ApiGatewayResolver:
     """A Powertools resolver of ``resolver_class`` serving POST /remove with these collaborators."""
     app = resolver_class(cors=_cors(settings.cors_origins))
@@ -122,7 +124,9 @@ def build_resolver(
             source = f"s3/{request.source.bucket}/{request.source.key}"
         else:
             data, source = request.source, content_source(request.source)
-        result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+        result = remove_background(
+            data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
+        )
         response = deliver(result, request, source, storage=storage, settings=settings)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="InputPixels", unit=MetricUnit.Count, value=result.input_pixels)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .api import build_resolver
+from .parallel import StripPool
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
@@ -22,12 +23,13 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 segmenter = Segmenter(settings.model_path, threads=settings.threads)
+strips = StripPool(settings.threads)  # the full-resolution steps get the same cores as the model
 storage = Storage()
 
-_collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics)
+_collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics, strips=strips)
 rest_api = build_resolver(APIGatewayRestResolver, **_collaborators)
 http_api = build_resolver(APIGatewayHttpResolver, **_collaborators)
-worker = Worker(storage=storage, segmenter=segmenter, settings=settings)
+worker = Worker(storage=storage, segmenter=segmenter, settings=settings, strips=strips)
 batch_processor = BatchProcessor(event_type=EventType.SQS)
 
 

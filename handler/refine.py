@@ -12,6 +12,8 @@ made once by ``working_photo``. Pure numpy and Pillow: arrays in, new arrays out
 import numpy as np
 from PIL import Image
 
+from .parallel import SERIAL, StripPool
+
 # Long side of the working size: the model's own resolution. The mask holds nothing finer;
 # the detail comes from evaluating the fitted model on the full-resolution photo. 512
 # measured the same boundary F and MAE (maxF +0.0007 on SOD) at about twice the cost.
@@ -127,19 +129,16 @@ def _guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int, eps
     return _box(np.concatenate([a, b[..., None]], axis=-1), radius)
 
 
-def _unsure_strips(mask: np.ndarray, field_shape: tuple[int, int]):
-    """Strip by strip, the pixels whose mask value is inside BAND: (row slice, flat index
-    within the strip, flat index of the nearest cell of a working-size field)."""
+def _unsure_pixels(mask: np.ndarray, rows: slice, field_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of one strip of rows whose mask value is inside BAND: (flat index within
+    the strip, flat index of the nearest cell of a working-size field); both empty if none."""
     height, width = mask.shape
-    row_cells = ((np.arange(height) * field_shape[0] // height) * field_shape[1]).astype(np.int32)
+    strip = mask[rows]
+    flat = np.flatnonzero((strip > BAND[0]) & (strip < BAND[1]))
+    row_cells = ((np.arange(rows.start, rows.stop) * field_shape[0] // height) * field_shape[1]).astype(np.int32)
     col_cells = (np.arange(width) * field_shape[1] // width).astype(np.int32)
-    for top in range(0, height, STRIP_ROWS):
-        rows = slice(top, min(top + STRIP_ROWS, height))
-        strip = mask[rows]
-        flat = np.flatnonzero((strip > BAND[0]) & (strip < BAND[1]))
-        if flat.size:
-            # The strip's whole cell map, then a take: five times faster than dividing each index
-            yield rows, flat, (row_cells[rows, np.newaxis] + col_cells).ravel().take(flat)
+    # The strip's whole cell map, then a take: five times faster than dividing each index
+    return flat, (row_cells[:, np.newaxis] + col_cells).ravel().take(flat)
 
 
 def _pixels(rgb: np.ndarray, strip: slice, flat: np.ndarray) -> np.ndarray:
@@ -153,7 +152,7 @@ def _sample(field: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return field.reshape(-1, *field.shape[2:]).take(cells, axis=0)
 
 
-def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> np.ndarray:
+def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray, *, strips: StripPool = SERIAL) -> np.ndarray:
     """The HxW uint8 mask with its uncertain band moved towards the photo's own edges.
 
     Confident pixels (the coarse mask outside ``BAND``) only get the level curve, so
@@ -162,6 +161,7 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> np.ndar
     :param rgb: HxWx3 uint8 photo.
     :param mask: HxW uint8 coarse mask at the photo's size.
     :param guide: ``working_photo`` of the photo.
+    :param strips: the pool that runs the full-resolution strips.
     :return: a new HxW uint8 mask.
     """
     levelled_image = Image.fromarray(mask).point(_LEVELS.tolist())  # a C lookup, 3x numpy's
@@ -175,8 +175,11 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> np.ndar
     # At the model's own size there is none to recover, and on SOD (1.5x) a full move cost
     # maxF (-0.002) for no boundary gain; at 12 MP (12x) it is 0.92.
     weight = max(0.0, 1.0 - CELL / max(mask.shape))
-    refined = levelled.copy()
-    for strip, flat, cells in _unsure_strips(mask, offsets.shape):
+    refined = np.empty_like(levelled)
+
+    def refine_strip(strip: slice) -> None:
+        refined[strip] = levelled[strip]
+        flat, cells = _unsure_pixels(mask, strip, offsets.shape)
         colours = _pixels(rgb, strip, flat).astype(np.float32)
         local = _sample(slopes, cells)
         # a . colour + b, spelled out: three times faster than einsum or sum(axis=1)
@@ -188,6 +191,8 @@ def refine_mask(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> np.ndar
         # Even levels only: the last bit is far below what the model knows, and in the
         # photo's noise it costs 1.5% of the PNG. Composites change by at most one level.
         refined[strip].ravel()[flat] = np.clip(np.rint(moved * 0.5) * 2.0, 0.0, 255.0).astype(np.uint8)
+
+    strips.over_rows(refine_strip, mask.shape[0], STRIP_ROWS)
     return refined
 
 
@@ -216,7 +221,7 @@ def _unmix(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, backgro
     return unmixed
 
 
-def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: np.ndarray) -> np.ndarray:
+def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: np.ndarray, *, strips: StripPool = SERIAL) -> np.ndarray:
     """The photo with semi-transparent pixels recoloured to their estimated foreground.
 
     Approximate fast foreground colour estimation (Forte & Pitié 2020): blur-fusion means
@@ -227,6 +232,7 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: np.ndarray) ->
     :param rgb: HxWx3 uint8 photo.
     :param alpha: HxW uint8 alpha of the cut-out.
     :param guide: ``working_photo`` of the photo.
+    :param strips: the pool that runs the full-resolution strips.
     :return: a new HxWx3 uint8 array.
     """
     if not ((alpha > BAND[0]) & (alpha < BAND[1])).any():
@@ -238,14 +244,19 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: np.ndarray) ->
         mean_foreground, mean_background = _blur_fusion(foreground, background, weight, radius)
         foreground = np.clip(_unmix(guide, weight, mean_foreground, mean_background), 0.0, 1.0)
         background = mean_background
-    result = rgb.copy()
+    result = np.empty_like(rgb)
     mean_foreground *= np.float32(255.0)  # to the photo's units
     mean_background *= np.float32(255.0)
-    for strip, flat, cells in _unsure_strips(alpha, mean_foreground.shape[:2]):
+
+    def recolour_strip(strip: slice) -> None:
+        result[strip] = rgb[strip]
+        flat, cells = _unsure_pixels(alpha, strip, mean_foreground.shape[:2])
         colours = _pixels(rgb, strip, flat).astype(np.float32)
         fringe_alpha = alpha[strip].ravel()[flat].astype(np.float32) / 255.0
         unmixed = _unmix(colours, fringe_alpha, _sample(mean_foreground, cells), _sample(mean_background, cells))
         np.clip(unmixed, 0.0, 255.0, out=unmixed)
         # Each pixel as one 3-byte scalar: three times faster to scatter than rows of three
         result[strip].reshape(-1, 3).view("V3").ravel()[flat] = np.rint(unmixed, out=unmixed).astype(np.uint8).view("V3").ravel()
+
+    strips.over_rows(recolour_strip, rgb.shape[0], STRIP_ROWS)
     return result
