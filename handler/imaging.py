@@ -7,7 +7,7 @@ about the model or about AWS.
 import io
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
 from .parallel import SERIAL, StripPool
@@ -117,6 +117,12 @@ def _load(image: Image.Image) -> Image.Image:
 def decode(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode image bytes into an upright RGB or RGBA image (first frame of animations)."""
     return _load(open_image(data, max_pixels=max_pixels))
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image once decoded upright: EXIF orientations 5-8 swap the sides."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return (image.height, image.width) if orientation in (5, 6, 7, 8) else image.size
 
 
 def decode_preview(image: Image.Image, *, min_side: int) -> Image.Image | None:

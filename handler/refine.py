@@ -31,7 +31,7 @@ LEVEL_KNEE = 0.3
 TARGET_STEEPNESS = 1.25
 BAND = (5, 250)  # within 2% of 0 or 255 counts as settled: neither refined nor recoloured
 SHIFTED_SUM_RADIUS = 3  # box filters this small are cheaper as shifted sums than as running sums
-STRIP_ROWS = 256  # full-resolution work goes strip by strip: index and colour arrays stay small
+STRIP_ROWS = 128  # full-resolution work goes strip by strip: index and colour arrays stay small, also two at a time
 COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
 
 _UPPER = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the distinct entries of a symmetric 3x3

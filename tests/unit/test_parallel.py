@@ -61,3 +61,20 @@ def test_the_multi_core_path_gives_the_same_bytes_as_the_single_core_one(segment
 
     assert multi.data == single.data
     assert multi.stage_seconds.keys() == single.stage_seconds.keys()
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_a_big_jpeg_decoded_beside_its_mask_upsampling_lines_up_at_any_orientation(segmenter, orientation):
+    # GIVEN a big JPEG stored sideways with an EXIF orientation: its mask is upsampled to the
+    # upright size (read from the header) while the full-size decode runs
+    stored = example_photo("chelsea", (1500, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", exif=exif, quality=90)
+    options = Options(mask=True, refine=False)
+
+    single = remove_background(data, options, segmenter=segmenter, max_pixels=10**8)
+    multi = remove_background(data, options, segmenter=segmenter, max_pixels=10**8, strips=StripPool(2))
+
+    assert multi.data == single.data
+    assert (multi.width, multi.height) == ((1500, 2000) if orientation == 1 else (2000, 1500))
