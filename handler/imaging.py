@@ -18,7 +18,9 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 WEBP_MAX_SIDE = 16383
 CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
-STRIP_ROWS = 256  # full-resolution steps run strip by strip, spread over the cores
+# Full-resolution steps run strip by strip, spread over the cores. Strips this small also
+# keep every temporary under a few MB, where fresh pages for big ones cost more than the work.
+STRIP_ROWS = 128
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -138,6 +140,21 @@ def decode_preview(image: Image.Image, *, min_side: int) -> Image.Image | None:
     scale = min_side / min(image.size)
     image.draft(image.mode if image.mode == "CMYK" else "RGB", (round(image.width * scale), round(image.height * scale)))
     return _load(image)
+
+
+def to_array(image: Image.Image, *, strips: StripPool = SERIAL) -> np.ndarray:
+    """The image's pixels as a new HxWxC uint8 array, copied strip by strip.
+
+    ``np.asarray(image)`` goes through one full-size ``tobytes``, which holds the GIL: at 12 MP
+    38 ms of CPU, where crops of 128 rows take 11 ms in all and spread over the cores.
+    """
+    pixels = np.empty((image.height, image.width, len(image.getbands())), dtype=np.uint8)
+
+    def copy(rows: slice) -> None:
+        pixels[rows] = np.asarray(image.crop((0, rows.start, image.width, rows.stop))).reshape(pixels[rows].shape)
+
+    strips.over_rows(copy, image.height, STRIP_ROWS)
+    return pixels
 
 
 def flatten(image: Image.Image, colour: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

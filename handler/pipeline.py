@@ -107,7 +107,7 @@ def remove_background(
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     photo = image if image.mode == "RGB" else image.convert("RGB")
-    rgb = np.asarray(photo)
+    rgb = imaging.to_array(photo, strips=strips)
     # Past twice the model's input the upsampled mask is soft and its fringe carries the old
     # background, so the full-resolution steps pay off; below it they would cost a third of a
     # small photo's time for little gain, and run only when refine is asked for explicitly.
