@@ -11,11 +11,12 @@ our worker also times the model alone on one 320x320 input (same session, same t
 that inference is the floor no cut-out can go below, and ours/inference is measured
 against it in the same minute, so a slow hour on a shared machine moves both alike. Every
 ratio is the median of the rounds' own ratios (ours against the inference or the rembg run
-of the same round). Our
-side reports the seconds of each stage of the pipeline. A separate figure times a small
-photo right after a 12 MP one, which pays for the model's memory that the big photo handed
-back. Peak RSS and cold start are measured in fresh processes. Prints tables and writes
-bench-results/bench.json with every figure and the pass/fail of each target.
+of the same round). Each round also runs ours on one core (the serial strip pool; the model
+keeps its threads): "one core / all" is what the pool buys. Our side reports the seconds
+of each stage of the pipeline. A separate figure times a small photo right after a 12 MP
+one, which pays for the model's memory that the big photo handed back. Peak RSS and cold
+start are measured in fresh processes. Prints tables and writes bench-results/bench.json
+with every figure and the pass/fail of each target.
 """
 
 import argparse
@@ -84,8 +85,8 @@ class Worker:
         if self.process.stdout.readline().strip() != "ready":
             raise SystemExit(f"the {implementation} worker did not start")
 
-    def cut_out(self, photo: Path, *, refine: bool = True, save: Path | None = None) -> dict:
-        return self._ask({"photo": str(photo), "refine": refine, "save": str(save) if save else None})
+    def cut_out(self, photo: Path, *, refine: bool = True, one_core: bool = False, save: Path | None = None) -> dict:
+        return self._ask({"photo": str(photo), "refine": refine, "one_core": one_core, "save": str(save) if save else None})
 
     def infer(self, runs: int) -> list[float]:
         """Seconds of ``runs`` model runs alone, in this worker's session."""
@@ -181,7 +182,8 @@ def measure(args: argparse.Namespace) -> dict:
 
     print(f"end to end: {len(photos)} photos x {args.rounds} rounds each, alternating ours/rembg", flush=True)
     workers = {name: Worker(python, name, env) for name, python in pythons.items()}
-    runs = {photo: {"ours": [], "rembg": [], "ours_no_refine": [], "inference": [], "inference_rounds": []} for photo in photos}
+    kinds = ("ours", "rembg", "ours_no_refine", "ours_one_core", "inference", "inference_rounds")
+    runs = {photo: {kind: [] for kind in kinds} for photo in photos}
     stages: dict[str, list[dict]] = {photo: [] for photo in photos}
     sizes: dict[str, dict] = {photo: {} for photo in photos}
     after_12mp = {"ours": [], "rembg": []}
@@ -196,6 +198,7 @@ def measure(args: argparse.Namespace) -> dict:
                     if side == "ours":
                         stages[name].append(reply["stages"])
                 runs[name]["ours_no_refine"].append(workers["ours"].cut_out(path, refine=False)["seconds"])
+                runs[name]["ours_one_core"].append(workers["ours"].cut_out(path, one_core=True)["seconds"])
                 inference = workers["ours"].infer(INFERENCE_RUNS_PER_ROUND)
                 runs[name]["inference"] += inference
                 runs[name]["inference_rounds"].append(statistics.median(inference))
@@ -232,6 +235,8 @@ def measure(args: argparse.Namespace) -> dict:
             "ratio_bytes": sizes[name]["ours"] / sizes[name]["rembg"],
             "ratio_peak_rss": rss["ours"] / rss["rembg"],
             "refine_cost": per_round(runs[name]["ours"], runs[name]["ours_no_refine"]) - 1,
+            "ours_one_core": summary(runs[name]["ours_one_core"]),
+            "one_core_over_all": per_round(runs[name]["ours_one_core"], runs[name]["ours"]),
             "alpha_mae_vs_rembg": alpha_difference(outputs / f"ours-{name}.png", outputs / f"rembg-{name}.png"),
         }
         print(f"  peak RSS {name}: ours {rss['ours']:.0f} MB, rembg {rss['rembg']:.0f} MB", flush=True)
@@ -291,8 +296,8 @@ def table(results: dict) -> str:
         f"{results['rounds']} alternating rounds, medians (min); ratios: medians of each round's own ratio",
         "",
         "| photo | size | ours | rembg | inference | ours/inference | ours/rembg | PNG ours / rembg | peak RSS ours / rembg "
-        "| refine cost | alpha diff |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| one core / all | refine cost | alpha diff |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in results["end_to_end"].items():
         ours, rembg, floor = row["ours"], row["rembg"], row["inference"]
@@ -303,7 +308,7 @@ def table(results: dict) -> str:
             f"| **{row['ratio']:.2f}** (≤ {row['limit_rembg']:.2f}) "
             f"| {ours['bytes'] / 1e6:.2f} / {rembg['bytes'] / 1e6:.2f} MB ({row['ratio_bytes']:.3f}) "
             f"| {ours['peak_rss_mb']:.0f} / {rembg['peak_rss_mb']:.0f} MB ({row['ratio_peak_rss']:.2f}) "
-            f"| {row['refine_cost']:+.0%} | {row['alpha_mae_vs_rembg']:.1f}/255 |"
+            f"| {row['one_core_over_all']:.2f} | {row['refine_cost']:+.0%} | {row['alpha_mae_vs_rembg']:.1f}/255 |"
         )
     lines += [
         "",

@@ -1,7 +1,7 @@
 """One side of the benchmark, run by scripts/bench.py in a process of its own.
 
     python scripts/bench_worker.py ours|rembg serve          # then JSON requests on stdin, one a line:
-                                                             # {"photo", "refine", "save"} or {"infer": N}
+                                                             # {"photo", "refine", "one_core", "save"} or {"infer": N}
     python scripts/bench_worker.py ours|rembg once PHOTO     # fresh process: one photo, report peak RSS
     python scripts/bench_worker.py ours|rembg cold           # import and load the model, print "ready"
     python scripts/bench_worker.py ours|rembg infer N        # time the model alone N times
@@ -41,17 +41,22 @@ def _rembg_session():
 
 
 def _load(implementation: str):
-    """(cut out: bytes, refine flag -> (bytes, seconds per stage), run model: tensor -> None), with the model loaded."""
+    """(cut out: bytes, refine, one_core -> (bytes, seconds per stage), run model: tensor -> None), with the model loaded.
+
+    ``one_core`` runs our full-resolution steps on the serial pool (the model keeps its threads).
+    """
     if implementation == "rembg":
         from rembg import remove
 
         session = _rembg_session()
         inner = session.inner_session
         feed_name = inner.get_inputs()[0].name
-        return (lambda data, refine: (remove(data, session=session), {})), (lambda tensor: inner.run(None, {feed_name: tensor}))
+        return (lambda data, refine, one_core: (remove(data, session=session), {})), (
+            lambda tensor: inner.run(None, {feed_name: tensor})
+        )
     sys.path.insert(0, str(REPO))
     from handler.options import Options
-    from handler.parallel import StripPool
+    from handler.parallel import SERIAL, StripPool
     from handler.pipeline import remove_background
     from handler.segmenter import Segmenter
     from handler.settings import Settings
@@ -61,10 +66,9 @@ def _load(implementation: str):
     strips = StripPool(settings.threads)
     options = {True: Options(), False: Options(refine=False)}
 
-    def cut_out(data: bytes, refine: bool) -> tuple[bytes, dict]:
-        result = remove_background(
-            data, options[refine], segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
-        )
+    def cut_out(data: bytes, refine: bool, one_core: bool) -> tuple[bytes, dict]:
+        pool = SERIAL if one_core else strips
+        result = remove_background(data, options[refine], segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=pool)
         return result.data, result.stage_seconds
 
     return cut_out, segmenter.run
@@ -104,7 +108,7 @@ def _serve(implementation: str) -> None:
             continue
         data = Path(request["photo"]).read_bytes()
         started = time.perf_counter()
-        output, stages = cut_out(data, request.get("refine", True))
+        output, stages = cut_out(data, request.get("refine", True), request.get("one_core", False))
         seconds = time.perf_counter() - started
         if request.get("save"):
             Path(request["save"]).write_bytes(output)
@@ -113,7 +117,7 @@ def _serve(implementation: str) -> None:
 
 def _once(implementation: str, photo: str) -> None:
     cut_out, _ = _load(implementation)
-    output, _ = cut_out(Path(photo).read_bytes(), True)
+    output, _ = cut_out(Path(photo).read_bytes(), True, False)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"bytes": len(output), "peak_rss_mb": peak_kib / 1024}))
 
