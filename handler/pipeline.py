@@ -118,7 +118,7 @@ def remove_background(
     clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
     guide = refine.working_photo(photo) if refine_edges or clean_colours else None
     del photo
-    stopwatch.lap("decode")  # the pixels as an array, like the decode itself
+    stopwatch.lap("decode")  # the pixels as an array and at the working size: products of the decode
     if refine_edges:
         mask = refine.refine_mask(rgb, mask, guide, strips=strips)
         stopwatch.lap("refinement")
