@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from .cutouts import SigningSecret, serve_cutout
 from .errors import ServiceError, TooLarge
 from .options import Options
+from .parallel import SERIAL, StripPool
 from .pipeline import Result, remove_background
 from .request import (
     RESPONSE_BODY_LIMIT,
@@ -125,6 +126,7 @@ def build_resolver(
     storage: Storage,
     logger: Logger,
     metrics: Metrics,
+    strips: StripPool = SERIAL,
 ) -> ApiGatewayResolver:
     """A Powertools resolver of ``resolver_class`` serving POST /remove with these collaborators."""
     app = resolver_class(cors=_cors(settings.cors_origins))
@@ -139,7 +141,9 @@ def build_resolver(
             source = f"s3/{request.source.bucket}/{request.source.key}"
         else:
             data, source = request.source, content_source(request.source)
-        result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+        result = remove_background(
+            data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
+        )
         response = deliver(result, request, source, storage=storage, settings=settings)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
         metrics.add_metric(name="InputPixels", unit=MetricUnit.Count, value=result.input_pixels)
@@ -161,9 +165,8 @@ def build_resolver(
     def cutouts() -> Response:
         event = app.current_event
         request = parse_cutout_request(event, secret=signing_secret.value, now=time.time())
-        return serve_cutout(
-            request, head_only=event.http_method == "HEAD", storage=storage, segmenter=segmenter, settings=settings
-        )
+        head_only = event.http_method == "HEAD"
+        return serve_cutout(request, head_only=head_only, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
 
     @app.exception_handler(ServiceError)
     def refused(error: ServiceError) -> Response:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .api import build_api
 from .batch import handle_batch_event
+from .parallel import StripPool
 from .segmenter import Segmenter
 from .settings import Settings
 from .storage import Storage
@@ -22,11 +23,12 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 segmenter = Segmenter(settings.model_path, threads=settings.threads)
+strips = StripPool(settings.threads)  # the full-resolution steps get the same cores as the model
 storage = Storage()
 
-_collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics)
+_collaborators = dict(segmenter=segmenter, settings=settings, storage=storage, logger=logger, metrics=metrics, strips=strips)
 api = build_api(**_collaborators)
-worker = Worker(storage=storage, segmenter=segmenter, settings=settings)
+worker = Worker(storage=storage, segmenter=segmenter, settings=settings, strips=strips)
 batch_processor = BatchProcessor(event_type=EventType.SQS)
 
 

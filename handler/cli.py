@@ -111,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.output} does not match --format {options.format}: name it *{extension}")
 
     # Heavy imports only once there is work to do: --help and --version stay instant.
+    from .parallel import StripPool
     from .pipeline import remove_background
     from .segmenter import Segmenter
     from .settings import Settings
 
     settings = Settings.from_env()
     segmenter = Segmenter(args.model or settings.model_path, threads=settings.threads)
+    strips = StripPool(settings.threads)
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
     started = time.perf_counter()
@@ -125,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if destination in written:
                 raise ServiceError(f"would overwrite the result of {written[destination]}")
-            result = remove_background(source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+            result = remove_background(
+                source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
+            )
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(result.data)
             written[destination] = source

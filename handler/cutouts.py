@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from .errors import ObjectNotFound
 from .imaging import MEDIA_TYPES
 from .options import shown
+from .parallel import StripPool
 from .pipeline import remove_background
 from .request import CutoutRequest, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
@@ -83,14 +84,16 @@ def _stored(cutout: Cutout, storage: Storage) -> ObjectInfo | None:
     return info if info is not None and info.metadata.get(SOURCE_ETAG) == cutout.source_info.etag else None
 
 
-def _compute(cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmenter: Segmenter, settings: Settings) -> bytes:
+def _compute(
+    cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
+) -> bytes:
     """Cut the source out and store the result.
 
     Simultaneous first requests each compute and write the same key: one object remains.
     """
     source = cutout.source
     data, etag = storage.get(source.bucket, source.key, max_bytes=settings.max_object_bytes, info=cutout.source_info)
-    result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels)
+    result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips)
     metadata = object_result_metadata(source, etag, request.options, model=MODEL_NAME)
     location = cutout.location
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
@@ -98,7 +101,7 @@ def _compute(cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmen
 
 
 def serve_cutout(
-    request: CutoutRequest, *, head_only: bool, storage: Storage, segmenter: Segmenter, settings: Settings
+    request: CutoutRequest, *, head_only: bool, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
 ) -> Response:
     """The answer to GET (or HEAD) /cutouts/{key}: 304, the stored or a new result, or a redirect to it."""
     cutout = locate(request, storage=storage, settings=settings)
@@ -115,7 +118,7 @@ def serve_cutout(
         data, _ = storage.get(cutout.location.bucket, cutout.location.key, max_bytes=stored.size, info=stored)
         modified = stored.last_modified
     else:
-        data = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings)
+        data = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
         modified = datetime.now(UTC)
         if not fits_in_response(len(data)):
             return _redirect(cutout, request, storage=storage, settings=settings)

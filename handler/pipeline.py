@@ -3,18 +3,34 @@
 Every entry point (CLI, API, S3, queue) calls ``remove_background`` with the same Options.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from . import imaging, refine
 from .options import Options
-from .segmenter import INPUT_SIZE, Segmenter, upsample
+from .parallel import SERIAL, StripPool
+from .segmenter import INPUT_SIZE, Segmenter, model_input, normalise, upsample
 
 # Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
 PREVIEW_SIDE = 640
 LARGE_IMAGE_PIXELS = 6_000_000
+
+
+class Stopwatch:
+    """Seconds spent in each stage of one request, in the order the stages ran."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """End ``stage`` now: the time since the previous lap is added to it."""
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._since
+        self._since = now
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,7 @@ class Result:
     width: int
     height: int
     input_pixels: int
+    stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def media_type(self) -> str:
@@ -34,9 +51,24 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def segment(data: bytes, *, segmenter: Segmenter, max_pixels: int) -> tuple[Image.Image, np.ndarray]:
+def _predict_small(segmenter: Segmenter, image: Image.Image, stopwatch: Stopwatch, *, release_memory: bool) -> np.ndarray:
+    """``segmenter.predict_small`` with its two stages timed apart: the model's input, and the model."""
+    tensor = model_input(image)
+    stopwatch.lap("model input")
+    prediction = segmenter.run(tensor, release_memory=release_memory)
+    stopwatch.lap("inference")
+    return normalise(prediction[0, 0])
+
+
+def segment(
+    data: bytes, *, segmenter: Segmenter, max_pixels: int, strips: StripPool = SERIAL, stopwatch: Stopwatch | None = None
+) -> tuple[Image.Image, np.ndarray]:
     """Decode image bytes and predict their mask: (upright RGB or RGBA image, uint8 mask at its size)."""
+    stopwatch = stopwatch or Stopwatch()
     header = imaging.open_image(data, max_pixels=max_pixels)
+    # Read before decode_preview's draft shrinks the header and its exif_transpose drops the
+    # orientation; a JPEG's EXIF comes with its header (a PNG's may need a full decode).
+    size = imaging.upright_size(header) if header.format == "JPEG" else None
     # Big photos return the model's memory before their full-size work starts; small ones
     # keep it for the next request.
     release_memory = header.width * header.height >= LARGE_IMAGE_PIXELS
@@ -45,22 +77,37 @@ def segment(data: bytes, *, segmenter: Segmenter, max_pixels: int) -> tuple[Imag
     preview = imaging.decode_preview(header, min_side=PREVIEW_SIDE)
     if preview is None:
         image = imaging.decode(data, max_pixels=max_pixels)
-        small_mask = segmenter.predict_small(imaging.flatten(image), release_memory=release_memory)
+        stopwatch.lap("decode")
+        small_mask = _predict_small(segmenter, imaging.flatten(image), stopwatch, release_memory=release_memory)
+        mask = upsample(small_mask, image.size)
+        stopwatch.lap("upsampling")
     else:
-        small_mask = segmenter.predict_small(preview, release_memory=release_memory)
+        stopwatch.lap("decode")
+        small_mask = _predict_small(segmenter, preview, stopwatch, release_memory=release_memory)
         del preview
-        image = imaging.decode(data, max_pixels=max_pixels)
-    mask = upsample(small_mask, image.size)
+        # The full-size decode and the mask's upsampling need nothing of each other: side by
+        # side on two cores, the upsampling is hidden in the decode's time.
+        image, mask = strips.map(
+            lambda task: task(), [lambda: imaging.decode(data, max_pixels=max_pixels), lambda: upsample(small_mask, size)]
+        )
+        stopwatch.lap("decode")
     return image, mask
 
 
-def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int) -> Result:
-    """Cut the salient subject out of encoded image bytes."""
-    image, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels)
+def remove_background(
+    data: bytes, options: Options, *, segmenter: Segmenter, max_pixels: int, strips: StripPool = SERIAL
+) -> Result:
+    """Cut the salient subject out of encoded image bytes.
+
+    :param strips: the pool that runs the full-resolution steps strip by strip (the process's
+        own, built once with ``settings.threads`` workers); the output is the same with any pool.
+    """
+    stopwatch = Stopwatch()
+    image, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels, strips=strips, stopwatch=stopwatch)
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     photo = image if image.mode == "RGB" else image.convert("RGB")
-    rgb = np.asarray(photo)
+    rgb = imaging.to_array(photo, strips=strips)
     # Past twice the model's input the upsampled mask is soft and its fringe carries the old
     # background, so the full-resolution steps pay off; below it they would cost a third of a
     # small photo's time for little gain, and run only when refine is asked for explicitly.
@@ -71,12 +118,15 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
     clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
     guide = refine.working_photo(photo) if refine_edges or clean_colours else None
     del photo
+    stopwatch.lap("decode")  # the pixels as an array and at the working size: products of the decode
     if refine_edges:
-        mask = refine.refine_mask(mask, guide)
+        mask = refine.refine_mask(mask, guide, strips=strips)
+        stopwatch.lap("refinement")
     if options.hard:
         mask = imaging.harden(mask)
     if clean_colours:
-        rgb = refine.foreground_colours(rgb, mask, guide)
+        rgb = refine.foreground_colours(rgb, mask, guide, strips=strips)
+        stopwatch.lap("colour clean-up")
     if image.mode == "RGBA":
         mask = imaging.combine_alpha(mask, np.asarray(image.getchannel("A")))
     input_pixels = image.width * image.height
@@ -95,13 +145,17 @@ def remove_background(data: bytes, options: Options, *, segmenter: Segmenter, ma
     elif options.background is not None:
         pixels = imaging.on_background(rgb, mask, options.background)
     else:
-        pixels = imaging.cutout(rgb, mask)
+        pixels = imaging.cutout(rgb, mask, strips=strips)
     del rgb, mask  # 48 MB at 12 MP that the encoder's own buffers need not sit on
     height, width = pixels.shape[:2]
+    stopwatch.lap("compositing")
+    data = imaging.encode(pixels, options.format, strips=strips)
+    stopwatch.lap("encoding")
     return Result(
-        data=imaging.encode(pixels, options.format),
+        data=data,
         format=options.format,
         width=width,
         height=height,
         input_pixels=input_pixels,
+        stage_seconds=stopwatch.seconds,
     )

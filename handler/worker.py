@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from .errors import ObjectNotFound, ServiceError
 from .options import Options
+from .parallel import SERIAL, StripPool
 from .pipeline import remove_background
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
@@ -41,6 +42,7 @@ class Worker:
     segmenter: Segmenter
     settings: Settings
     options: Options = Options()
+    strips: StripPool = SERIAL
 
     def target(self, source: ObjectRef) -> ObjectRef:
         return result_location(
@@ -71,7 +73,9 @@ class Worker:
             data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes)
         except ObjectNotFound:
             return "gone"
-        result = remove_background(data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels)
+        result = remove_background(
+            data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels, strips=self.strips
+        )
         metadata = object_result_metadata(source, etag, self.options, model=MODEL_NAME)
         self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
         return "written"

@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HIRES = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "hires" / "images"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".tif", ".tiff", ".bmp")
 LUMA_NOISE = 4.0  # standard deviation in 8-bit levels: a phone at ISO ~400 after its own denoising
 CHROMA_NOISE = 2.0
 PHONE_JPEG_QUALITY = 92
@@ -38,12 +39,12 @@ def _with_sensor_noise(image: Image.Image, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
-def make_photos(folder: Path) -> dict[str, Path]:
+def make_photos(folder: Path, extra: Path | None = HIRES) -> dict[str, Path]:
     """Write the benchmark photos into ``folder`` (once) and return {name: path}.
 
     small: an example as is (512x512 JPEG); hd: 1920x1080 JPEG; 12mp: 4032x3024 JPEG;
-    12mp-png: the same 12 MP photo as a PNG. High-resolution research photos are added
-    when ../shared/testdata is present.
+    12mp-png: the same 12 MP photo as a PNG. Then every photo in ``extra`` (by default the
+    high-resolution research photos of ../shared/testdata), when it is a folder.
     """
     folder.mkdir(parents=True, exist_ok=True)
     photos = {
@@ -59,7 +60,8 @@ def make_photos(folder: Path) -> dict[str, Path]:
         twelve = _with_sensor_noise(_cover(Image.open(EXAMPLES / "chelsea.jpg").convert("RGB"), (4032, 3024)), seed=2)
         twelve.save(photos["12mp"], quality=PHONE_JPEG_QUALITY, subsampling="4:2:0")
         twelve.save(photos["12mp-png"])
-    if HIRES.is_dir():
-        for path in sorted(HIRES.glob("*.jpg")):
-            photos[f"hires-{path.stem}"] = path
+    if extra is not None and extra.is_dir():
+        for path in sorted(extra.iterdir()):
+            if path.suffix.lower() in PHOTO_SUFFIXES:
+                photos[path.stem if path.stem not in photos else f"{path.parent.name}-{path.stem}"] = path
     return photos

@@ -1,13 +1,15 @@
 """One side of the benchmark, run by scripts/bench.py in a process of its own.
 
-    python scripts/bench_worker.py ours|rembg serve          # then JSON requests on stdin, one a line
+    python scripts/bench_worker.py ours|rembg serve          # then JSON requests on stdin, one a line:
+                                                             # {"photo", "refine", "one_core", "save"} or {"infer": N}
     python scripts/bench_worker.py ours|rembg once PHOTO     # fresh process: one photo, report peak RSS
     python scripts/bench_worker.py ours|rembg cold           # import and load the model, print "ready"
     python scripts/bench_worker.py ours|rembg infer N        # time the model alone N times
     python scripts/bench_worker.py rembg macs                # multiply-accumulates of the ONNX graph
 
 "ours" runs in the project's .venv through ``handler.pipeline.remove_background`` with
-default Options (what the CLI and the API run); "rembg" runs in .bench-venv with
+default Options and a strip pool of ``settings.threads`` workers (what the CLI and the API
+run), and reports the seconds of each stage; "rembg" runs in .bench-venv with
 ``rembg.remove(bytes, session=new_session("u2netp"))``, reading this repo's model file.
 Only the standard library is imported here at the top: each side imports its own stack.
 """
@@ -39,26 +41,35 @@ def _rembg_session():
 
 
 def _load(implementation: str):
-    """(cut out: bytes, refine flag -> bytes, run model: tensor -> None), with the model loaded."""
+    """(cut out: bytes, refine, one_core -> (bytes, seconds per stage), run model: tensor -> None), with the model loaded.
+
+    ``one_core`` runs our full-resolution steps on the serial pool (the model keeps its threads).
+    """
     if implementation == "rembg":
         from rembg import remove
 
         session = _rembg_session()
         inner = session.inner_session
         feed_name = inner.get_inputs()[0].name
-        return (lambda data, refine: remove(data, session=session)), (lambda tensor: inner.run(None, {feed_name: tensor}))
+        return (lambda data, refine, one_core: (remove(data, session=session), {})), (
+            lambda tensor: inner.run(None, {feed_name: tensor})
+        )
     sys.path.insert(0, str(REPO))
     from handler.options import Options
+    from handler.parallel import SERIAL, StripPool
     from handler.pipeline import remove_background
     from handler.segmenter import Segmenter
     from handler.settings import Settings
 
     settings = Settings.from_env()
     segmenter = Segmenter(settings.model_path, threads=settings.threads)
+    strips = StripPool(settings.threads)
     options = {True: Options(), False: Options(refine=False)}
 
-    def cut_out(data: bytes, refine: bool) -> bytes:
-        return remove_background(data, options[refine], segmenter=segmenter, max_pixels=settings.max_input_pixels).data
+    def cut_out(data: bytes, refine: bool, one_core: bool) -> tuple[bytes, dict]:
+        pool = SERIAL if one_core else strips
+        result = remove_background(data, options[refine], segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=pool)
+        return result.data, result.stage_seconds
 
     return cut_out, segmenter.run
 
@@ -73,31 +84,10 @@ def _cold(implementation: str) -> None:
     print("ready", flush=True)
 
 
-def _serve(implementation: str) -> None:
-    cut_out, _ = _load(implementation)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        data = Path(request["photo"]).read_bytes()
-        started = time.perf_counter()
-        output = cut_out(data, request.get("refine", True))
-        seconds = time.perf_counter() - started
-        if request.get("save"):
-            Path(request["save"]).write_bytes(output)
-        print(json.dumps({"seconds": seconds, "bytes": len(output)}), flush=True)
-
-
-def _once(implementation: str, photo: str) -> None:
-    cut_out, _ = _load(implementation)
-    output = cut_out(Path(photo).read_bytes(), True)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"bytes": len(output), "peak_rss_mb": peak_kib / 1024}))
-
-
-def _infer(implementation: str, runs: int) -> None:
+def _time_model(run_model, runs: int) -> list[float]:
+    """Seconds of each of ``runs`` model runs on one 1x3x320x320 input, after a run that warms up."""
     import numpy as np
 
-    _, run_model = _load(implementation)
     tensor = np.random.default_rng(0).standard_normal(INFERENCE_SHAPE).astype(np.float32)
     run_model(tensor)  # the first run plans memory and warms caches
     seconds = []
@@ -105,7 +95,36 @@ def _infer(implementation: str, runs: int) -> None:
         started = time.perf_counter()
         run_model(tensor)
         seconds.append(time.perf_counter() - started)
-    print(json.dumps({"seconds": seconds}))
+    return seconds
+
+
+def _serve(implementation: str) -> None:
+    cut_out, run_model = _load(implementation)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "infer" in request:  # the floor, timed in the same process as the photos around it
+            print(json.dumps({"seconds": _time_model(run_model, request["infer"])}), flush=True)
+            continue
+        data = Path(request["photo"]).read_bytes()
+        started = time.perf_counter()
+        output, stages = cut_out(data, request.get("refine", True), request.get("one_core", False))
+        seconds = time.perf_counter() - started
+        if request.get("save"):
+            Path(request["save"]).write_bytes(output)
+        print(json.dumps({"seconds": seconds, "bytes": len(output), "stages": stages}), flush=True)
+
+
+def _once(implementation: str, photo: str) -> None:
+    cut_out, _ = _load(implementation)
+    output, _ = cut_out(Path(photo).read_bytes(), True, False)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"bytes": len(output), "peak_rss_mb": peak_kib / 1024}))
+
+
+def _infer(implementation: str, runs: int) -> None:
+    _, run_model = _load(implementation)
+    print(json.dumps({"seconds": _time_model(run_model, runs)}))
 
 
 def _conv_macs(model_path: Path) -> dict:

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from helpers import make_image, open_result
+from helpers import example_photo, make_image, open_result
 from PIL import Image
 
 from handler import imaging
 from handler.errors import TooLarge
+from handler.parallel import StripPool
 
 
 def test_flatten_composites_rgba_onto_the_colour():
@@ -149,3 +150,13 @@ def test_webp_wider_than_its_limit_is_too_large():
 
     with pytest.raises(TooLarge, match=f"at most {imaging.WEBP_MAX_SIDE} pixels a side, the output is 16384x1"):
         imaging.encode(pixels, "webp")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_to_array_copies_the_pixels_strip_by_strip(mode):
+    image = example_photo("chelsea", (301, 517)).convert(mode)  # 517 rows: strips of 128 and a short last one
+
+    pixels = imaging.to_array(image, strips=StripPool(2))
+
+    assert np.array_equal(pixels.reshape(np.asarray(image).shape), np.asarray(image))
+    assert pixels.flags.writeable
