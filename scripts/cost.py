@@ -23,7 +23,6 @@ Needs root and a writable /sys/fs/cgroup/cpu; elsewhere it says so and exits wit
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_photos import make_photos  # noqa: E402
+from bench_worker import peak_rss_mb  # noqa: E402
 
 from handler.settings import MB_PER_VCPU  # noqa: E402
 
@@ -110,23 +110,24 @@ def measure(memory_mb: int, photos: dict[str, Path], *, repeats: int, spinning: 
 def child(photos: dict[str, str], *, repeats: int, spinning: bool) -> None:
     """Inside the quota: each photo once to warm up, then ``repeats`` timed runs; JSON on stdout."""
     from handler.options import Options
+    from handler.parallel import StripPool
     from handler.pipeline import remove_background
     from handler.segmenter import Segmenter
     from handler.settings import Settings
 
     settings = Settings.from_env()
     segmenter = Segmenter(settings.model_path, threads=settings.threads, spinning=spinning)
+    strips = StripPool(settings.threads)  # the full-resolution steps get the same share, as in handler/app.py
     seconds = {}
     for name, path in photos.items():
         data = Path(path).read_bytes()
         runs = []
         for _ in range(repeats + 1):
             start = time.perf_counter()
-            remove_background(data, Options(), segmenter=segmenter, max_pixels=settings.max_input_pixels)
+            remove_background(data, Options(), segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips)
             runs.append(time.perf_counter() - start)
         seconds[name] = runs[1:]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"threads": settings.threads, "spinning": spinning, "seconds": seconds, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"threads": settings.threads, "spinning": spinning, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
 def cost(memory_mb: int, seconds: float, architecture: str) -> float:
