@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -95,6 +96,9 @@ def s3_endpoint():
 
 @pytest.fixture(scope="module")
 def s3(s3_endpoint):
+    # moto keeps one state per process, shared by every server it starts: clear what earlier
+    # test modules left in these buckets (the worker check counts the results it finds).
+    urllib.request.urlopen(urllib.request.Request(f"{s3_endpoint}/moto-api/reset", method="POST")).read()
     client = boto3.client(
         "s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
