@@ -188,11 +188,11 @@ def build_resolver(
     return app
 
 
-def _headers_of(response: dict) -> dict:
-    """A proxy response's headers as one value per name (REST API responses use multiValueHeaders)."""
+def _header(response: dict, name: str) -> str | None:
+    """A proxy response's header as one value (REST API responses use multiValueHeaders)."""
     if "multiValueHeaders" in response:
-        return {name: ", ".join(values) for name, values in response["multiValueHeaders"].items()}
-    return response.get("headers") or {}
+        return ", ".join(response["multiValueHeaders"].get(name, [])) or None
+    return (response.get("headers") or {}).get(name)
 
 
 def _set_header(response: dict, name: str, value: str) -> None:
@@ -219,11 +219,10 @@ class ApiResolvers:
     def resolve(self, event: dict, context) -> dict:
         resolver = self.http if event.get("version") == "2.0" else self.rest
         response = resolver.resolve(event, context)
-        headers = _headers_of(response)
         if "*" in self.cors_origins:
             _set_header(response, "Access-Control-Allow-Origin", "*")
         elif self.cors_origins:
-            _set_header(response, "Vary", ", ".join(filter(None, [headers.get("Vary"), "Origin"])))
+            _set_header(response, "Vary", ", ".join(filter(None, [_header(response, "Vary"), "Origin"])))
         return response
 
 

@@ -21,7 +21,7 @@ from .pipeline import remove_background
 from .request import CutoutRequest, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import CUTOUTS_PREFIX, SOURCE_ETAG, ObjectInfo, ObjectRef, Storage, object_result_metadata, result_location
+from .storage import CUTOUTS_PREFIX, ObjectInfo, ObjectRef, Storage, object_result_metadata, result_location
 
 
 class SigningSecret:
@@ -78,12 +78,6 @@ def locate(request: CutoutRequest, *, storage: Storage, settings: Settings) -> C
     return Cutout(source, info, location)
 
 
-def _stored(cutout: Cutout, storage: Storage) -> ObjectInfo | None:
-    """The stored result, if it was made from the source's current version."""
-    info = storage.head(cutout.location.bucket, cutout.location.key)
-    return info if info is not None and info.metadata.get(SOURCE_ETAG) == cutout.source_info.etag else None
-
-
 def _compute(
     cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
 ) -> bytes:
@@ -111,7 +105,7 @@ def serve_cutout(
     if cutout.etag in request.if_none_match or "*" in request.if_none_match:
         return Response(status_code=304, headers=headers, body="")
     media_type = MEDIA_TYPES[request.options.format]
-    stored = _stored(cutout, storage)
+    stored = storage.stored_result(cutout.location, cutout.source_info.etag)
     if stored is not None and not fits_in_response(stored.size):
         return _redirect(cutout, request, storage=storage, settings=settings)
     if stored is not None:

@@ -12,7 +12,7 @@ from PIL import Image
 from . import imaging, refine
 from .options import Options
 from .parallel import SERIAL, StripPool
-from .segmenter import INPUT_SIZE, Segmenter, model_input, normalise, upsample
+from .segmenter import INPUT_SIZE, Segmenter, upsample
 
 # Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
 PREVIEW_SIDE = 640
@@ -51,15 +51,6 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def _predict_small(segmenter: Segmenter, image: Image.Image, stopwatch: Stopwatch, *, release_memory: bool) -> np.ndarray:
-    """``segmenter.predict_small`` with its two stages timed apart: the model's input, and the model."""
-    tensor = model_input(image)
-    stopwatch.lap("model input")
-    prediction = segmenter.run(tensor, release_memory=release_memory)
-    stopwatch.lap("inference")
-    return normalise(prediction[0, 0])
-
-
 def segment(
     data: bytes, *, segmenter: Segmenter, max_pixels: int, strips: StripPool = SERIAL, stopwatch: Stopwatch | None = None
 ) -> tuple[Image.Image, np.ndarray]:
@@ -78,12 +69,12 @@ def segment(
     if preview is None:
         image = imaging.decode(data, max_pixels=max_pixels)
         stopwatch.lap("decode")
-        small_mask = _predict_small(segmenter, imaging.flatten(image), stopwatch, release_memory=release_memory)
+        small_mask = segmenter.predict_small(imaging.flatten(image), release_memory=release_memory, lap=stopwatch.lap)
         mask = upsample(small_mask, image.size)
         stopwatch.lap("upsampling")
     else:
         stopwatch.lap("decode")
-        small_mask = _predict_small(segmenter, preview, stopwatch, release_memory=release_memory)
+        small_mask = segmenter.predict_small(preview, release_memory=release_memory, lap=stopwatch.lap)
         del preview
         # The full-size decode and the mask's upsampling need nothing of each other: side by
         # side on two cores, the upsampling is hidden in the decode's time.

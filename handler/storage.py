@@ -111,6 +111,11 @@ class Storage:
             last_modified=response["LastModified"],
         )
 
+    def stored_result(self, location: ObjectRef, source_etag: str) -> ObjectInfo | None:
+        """The result stored at ``location``, if it was made from the source version ``source_etag``."""
+        info = self.head(location.bucket, location.key)
+        return info if info is not None and info.metadata.get(SOURCE_ETAG) == source_etag else None
+
     def get(self, bucket: str, key: str, *, max_bytes: int, info: ObjectInfo | None = None) -> tuple[bytes, str]:
         """The object's bytes and ETag; its size is checked with HEAD before downloading.
 

@@ -16,7 +16,7 @@ from .parallel import SERIAL, StripPool
 from .pipeline import remove_background
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import SOURCE_ETAG, ObjectRef, Storage, object_result_metadata, result_location
+from .storage import ObjectRef, Storage, object_result_metadata, result_location
 
 
 def created_objects(notification: dict) -> list[ObjectRef]:
@@ -66,8 +66,7 @@ class Worker:
         if info is None:
             return "gone"
         target = self.target(source)
-        existing = self.storage.head(target.bucket, target.key)
-        if existing is not None and existing.metadata.get(SOURCE_ETAG) == info.etag:
+        if self.storage.stored_result(target, info.etag) is not None:
             return "skipped"
         try:
             data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes)

@@ -152,7 +152,7 @@ def test_unknown_route(api, method, path):
 class BrokenSegmenter:
     """A model that fails unexpectedly, as a bug or a corrupt session would."""
 
-    def run(self, tensor, **_):
+    def predict_small(self, image, **_):
         raise RuntimeError("segfault-ish failure in /opt/secret/path.py")
 
 
