@@ -11,7 +11,8 @@ Filters, measured on cut-outs (ours and rembg's photos, DIS5K, SOD): per-row cho
 standard heuristic (the filter with the minimum sum of absolute differences, as libpng and
 Pillow choose) saves 1.5-10% on photos under a megapixel, and costs 3-9% on bigger ones,
 whose sensor noise "Up" (each byte minus the one above) compresses better; so small images
-get the choice and big ones "Up".
+get the choice and big ones "Up". Like Pillow's, the choice leaves out "Average": on 28
+SOD photos and examples it made the files 0.5% larger and the filtering 20% slower.
 """
 
 import struct
@@ -31,7 +32,7 @@ ADAPTIVE_MAX_PIXELS = 1_000_000  # per-row filter choice below this, "Up" from h
 # 3 from there (at 12 MP 0.15 s on two cores, and already 5% under rembg's on a noisy photo).
 LEVELS = ((0, 5), (6_000_000, 3))
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
-_NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
+_NONE, _SUB, _UP, _PAETH = 0, 1, 2, 4  # the PNG filter types used ("Average", 3, is not)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -57,12 +58,11 @@ def _blend(condition: np.ndarray, where_true: np.ndarray, where_false: np.ndarra
 
 
 def _filter_adaptive(rows: np.ndarray, above: np.ndarray, bpp: int, out: np.ndarray) -> None:
-    """Each row with whichever of the five PNG filters gives the minimum sum of absolute differences."""
+    """Each row with whichever of None, Sub, Up and Paeth gives the minimum sum of absolute differences."""
     left = np.zeros_like(rows)
     left[:, bpp:] = rows[:, :-bpp]
     upper_left = np.zeros_like(rows)
     upper_left[:, bpp:] = above[:, :-bpp]
-    average = (left >> 1) + (above >> 1) + (left & above & 1)  # floor((left + above) / 2) in 8 bits
     # Paeth: whichever of left, above, upper left is nearest to p = left + above - upper left,
     # in 8-bit arithmetic (three times faster than in 16 bits): |p - left| = |above - upper left|,
     # |p - above| = |left - upper left|, and |p - upper left| is their sum when both differences
@@ -73,9 +73,9 @@ def _filter_adaptive(rows: np.ndarray, above: np.ndarray, bpp: int, out: np.ndar
     use_left = (to_left <= to_above) & (same_sign | (to_left <= to_above >> 1))
     use_above = same_sign | (to_above <= to_left >> 1)
     paeth = _blend(use_left, left, _blend(use_above, above, upper_left))
-    candidates = {_NONE: rows, _SUB: rows - left, _UP: rows - above, _AVERAGE: rows - average, _PAETH: rows - paeth}
+    candidates = {_NONE: rows, _SUB: rows - left, _UP: rows - above, _PAETH: rows - paeth}
     costs = np.stack([_sum_of_absolute_differences(filtered) for filtered in candidates.values()])
-    choice = costs.argmin(axis=0).astype(np.uint8)
+    choice = np.array(list(candidates), dtype=np.uint8)[costs.argmin(axis=0)]
     out[:, 0] = choice
     for kind, filtered in candidates.items():
         chosen = choice == kind
@@ -86,7 +86,7 @@ def filter_rows(scanlines: np.ndarray, bpp: int, rows: slice, out: np.ndarray, *
     """Write the filtered ``scanlines[rows]`` (H x W*bpp uint8, bpp bytes a pixel) into ``out[rows]``.
 
     Each filtered scanline is its filter type byte and W*bpp bytes: "Up" (the row minus the
-    one above, modulo 256), or with ``adaptive`` the heuristic's choice of the five filters.
+    one above, modulo 256), or with ``adaptive`` the heuristic's choice among None, Sub, Up and Paeth.
     """
     above = np.zeros_like(scanlines[rows])
     above[1:] = scanlines[rows.start : rows.stop - 1]
