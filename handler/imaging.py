@@ -10,7 +10,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
-from .parallel import SERIAL, StripPool
+from .parallel import SERIAL, STRIP_ROWS, StripPool
 from .png import encode_png
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
@@ -18,9 +18,6 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 WEBP_MAX_SIDE = 16383
 CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
-# Full-resolution steps run strip by strip, spread over the cores. Strips this small also
-# keep every temporary under a few MB, where fresh pages for big ones cost more than the work.
-STRIP_ROWS = 128
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 

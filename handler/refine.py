@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .parallel import SERIAL, StripPool
+from .parallel import SERIAL, STRIP_ROWS, StripPool
 
 # Long side of the working size: the model's own resolution. The mask holds nothing finer.
 WORK_SIDE = 320
@@ -41,9 +41,6 @@ LEVEL_KNEE = 0.3
 TARGET_STEEPNESS = 1.25
 BAND = (5, 250)  # within 2% of 0 or 255 counts as settled: neither refined nor recoloured
 SHIFTED_SUM_RADIUS = 3  # box filters this small are cheaper as shifted sums than as running sums
-# Full-resolution work goes in strips of rows, run on the pool: index and colour arrays stay small, also two at
-# a time (256 rows two at a time raised the 12 MP peak from 350 to 362 MB); no result depends on where a strip starts.
-STRIP_ROWS = 128
 COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
 
 _UPPER = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the distinct entries of a symmetric 3x3
