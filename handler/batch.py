@@ -7,8 +7,9 @@ Operations needs on top is a result code that tells it what to do next:
 - ``Succeeded``: the result's location, or "up to date: <location>" when it already existed;
 - ``PermanentFailure``, with the reason: a photo that can never succeed (not an image, too
   large, gone, in a bucket outside INPUT_BUCKETS) or user arguments that are not options;
-- ``TemporaryFailure``: S3 throttling, 5xx and timeouts that outlasted boto3's retries, and a
-  task not started because too little of the invocation was left. The job retries these.
+- ``TemporaryFailure``: S3 throttling, 5xx and timeouts that outlasted boto3's retries, a photo
+  replaced while it was being read, and a task not started because too little of the
+  invocation was left. The job retries these.
 
 Batch Operations sends one task per invocation; keys arrive URL-encoded, as in the manifest,
 in both schemas (the Powertools accessor decodes them). Options come from the job's user
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event impor
     S3BatchOperationTask,
 )
 
-from .errors import BucketNotAllowed, ObjectNotFound, ServiceError
+from .errors import BucketNotAllowed, ObjectChanged, ObjectNotFound, ServiceError
 from .options import Options
 from .storage import ObjectRef
 from .worker import Worker
@@ -60,6 +61,8 @@ def process_task(worker: Worker, task: S3BatchOperationTask, *, remaining_ms: in
     target = worker.target(source)
     try:
         outcome = worker.process(source)
+    except ObjectChanged as error:  # a retry reads the new version
+        return _record(task, "TemporaryFailure", f"{error.code}: {error.message}", where, logger)
     except ServiceError as error:
         return _never(task, error, where, logger)
     except (ConnectionError, HTTPClientError) as error:  # timeouts, resets, an unreachable endpoint

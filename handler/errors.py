@@ -46,6 +46,13 @@ class ObjectNotFound(ServiceError):
     code = "not_found"
 
 
+class ObjectChanged(ServiceError):
+    """The S3 object was replaced between reading its version and its bytes: a retry reads the new one."""
+
+    status = 409
+    code = "object_changed"
+
+
 class TooLarge(ServiceError):
     """Too many bytes, too many pixels, or a result too large to return inline."""
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from urllib.parse import quote
 
-from .errors import ObjectNotFound, TooLarge
+from .errors import ObjectChanged, ObjectNotFound, TooLarge
 from .options import Options
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
@@ -74,8 +74,12 @@ def content_source(data: bytes) -> str:
     return "api/" + hashlib.sha256(data).hexdigest()[:32]
 
 
+def _error_code(error) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
 def _is_not_found(error) -> bool:
-    return error.response.get("Error", {}).get("Code") in _NOT_FOUND
+    return _error_code(error) in _NOT_FOUND
 
 
 class Storage:
@@ -119,8 +123,9 @@ class Storage:
     def get(self, bucket: str, key: str, *, max_bytes: int, info: ObjectInfo | None = None) -> tuple[bytes, str]:
         """The object's bytes and ETag; its size is checked with HEAD before downloading.
 
-        :param info: the object's HEAD, when the caller has just made it; the GET then
-            returns exactly that version of the object or fails.
+        :param info: the object's HEAD, when the caller has just made it.
+        The GET returns exactly the version HEAD saw, or raises ObjectChanged if the object
+        was replaced in between (S3 answers 412 to its If-Match).
         """
         from botocore.exceptions import ClientError
 
@@ -134,6 +139,8 @@ class Storage:
         except ClientError as error:
             if _is_not_found(error):
                 raise ObjectNotFound(f"s3://{bucket}/{key} does not exist") from None
+            if _error_code(error) == "PreconditionFailed":
+                raise ObjectChanged(f"s3://{bucket}/{key} was replaced while it was being read; try again") from None
             raise
         data = response["Body"].read()
         return data, info.etag

@@ -57,8 +57,9 @@ class Worker:
     def process(self, source: ObjectRef) -> str:
         """Write the result of one object; answers what happened: written, skipped or gone.
 
-        Raises ServiceError for an object that is not a usable image, and botocore's errors
-        for S3 failures: the caller decides whether to retry.
+        Raises ServiceError for an object that is not a usable image or was replaced while
+        it was read (ObjectChanged), and botocore's errors for S3 failures: the caller
+        decides whether to retry.
         """
         if self.is_result(source):
             return "skipped"
@@ -69,7 +70,8 @@ class Worker:
         if self.storage.stored_result(target, info.etag) is not None:
             return "skipped"
         try:
-            data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes)
+            # The HEAD above pins the version: the result's recorded ETag is the one the skip checked.
+            data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes, info=info)
         except ObjectNotFound:
             return "gone"
         result = remove_background(
@@ -97,6 +99,6 @@ def process_notification(worker: Worker, notification: dict, *, remaining_ms, mi
         try:
             outcome = worker.process(source)
         except ServiceError as error:
-            logger.error("upload is not a usable image", extra=where | {"code": error.code, "reason": error.message})
+            logger.error("upload not processed", extra=where | {"code": error.code, "reason": error.message})
             raise
         logger.info("upload processed", extra=where | {"outcome": outcome})

@@ -48,3 +48,20 @@ def s3(aws):
 @pytest.fixture
 def sqs(aws):
     return boto3.client("sqs")
+
+
+def replace_before_get(client, bucket: str, key: str, body: bytes) -> dict[str, str]:
+    """Have another writer replace s3://bucket/key once, just before ``client`` sends its next
+    GetObject of it: the race between a HEAD and the GET that follows it.
+
+    The returned dict gets the new version's ``etag`` when the replacement has happened.
+    """
+    writer = boto3.client("s3")
+    replaced = {}
+
+    def replace(params, **_):
+        if not replaced and params["Bucket"] == bucket and params["Key"] == key:
+            replaced["etag"] = writer.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+
+    client.meta.events.register("before-parameter-build.s3.GetObject", replace)
+    return replaced

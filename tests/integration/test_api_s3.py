@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+from localaws import replace_before_get
 
 from handler.settings import Settings
 from handler.storage import Storage
@@ -40,6 +41,19 @@ def test_missing_object_is_404(s3_api):
     reply = s3_api.post_json({"s3": {"bucket": BUCKET, "key": "uploads/nothing-here.jpg"}})
     assert reply.status == 404
     assert reply.json()["error"] == {"code": "not_found", "message": f"s3://{BUCKET}/uploads/nothing-here.jpg does not exist"}
+
+
+def test_object_replaced_while_it_is_read_is_409_and_asking_again_reads_the_new_one(s3_api, s3_client, photo):
+    s3_client.put_object(Bucket=BUCKET, Key="uploads/cat.jpg", Body=b"not the photo yet")
+    replace_before_get(s3_client, BUCKET, "uploads/cat.jpg", photo)
+    body = {"s3": {"bucket": BUCKET, "key": "uploads/cat.jpg"}}
+    reply = s3_api.post_json(body)
+    assert reply.status == 409
+    assert reply.json()["error"] == {
+        "code": "object_changed",
+        "message": f"s3://{BUCKET}/uploads/cat.jpg was replaced while it was being read; try again",
+    }
+    assert s3_api.post_json(body).status == 200
 
 
 def test_other_buckets_stay_forbidden(s3_api, s3_client, photo):

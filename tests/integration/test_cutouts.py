@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 import pytest
 from helpers import encode, example_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
 from handler import imaging
@@ -169,6 +169,19 @@ def test_a_replaced_source_gives_a_new_result_and_etag(cutouts, s3):
 def assert_refused(reply, status: int, code: str) -> None:
     assert (reply.status, reply.error_code) == (status, code), reply.body[:300]
     assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_a_source_replaced_while_its_cutout_is_made_is_a_409_and_asking_again_gives_the_new_one(api_with, s3):
+    # GIVEN a source that another writer replaces between the request's HEAD (the ETag it answers) and its GET
+    storage = Storage()
+    cutouts = Cutouts(api_with(settings=SETTINGS, storage=storage))
+    s3.put_object(Bucket=INPUT_BUCKET, Key="products/mug.jpg", Body=PHOTO)
+    replace_before_get(storage.client, INPUT_BUCKET, "products/mug.jpg", encode(example_photo("coffee", (100, 80)), "JPEG"))
+    # THEN no answer pairs the old ETag with the new photo, nothing is stored, and asking again works
+    assert_refused(cutouts.get("products/mug.jpg"), 409, "object_changed")
+    assert stored_objects(s3) == []
+    again = cutouts.get("products/mug.jpg")
+    assert again.status == 200 and Image.open(io.BytesIO(again.body)).size == (100, 80)
 
 
 def test_tampered_missing_or_wrong_signatures_are_refused(cutouts, s3):

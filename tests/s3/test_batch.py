@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from helpers import encode, example_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
 from handler.settings import Settings
@@ -172,6 +172,28 @@ def test_throttling_and_timeouts_past_the_retries_are_temporary(app, use_storage
     assert result["resultCode"] == "TemporaryFailure"
     assert result["resultString"].startswith(reason), result["resultString"]
     assert output_keys(s3) == []
+
+
+def test_a_photo_replaced_while_it_is_read_is_temporary_and_its_retry_takes_the_new_photo(app, use_storage, s3):
+    # GIVEN a photo that another writer replaces between the task's HEAD and its GET
+    storage = use_storage()
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/edited.jpg", Body=PHOTO)
+    replacement = encode(example_photo("coffee", (120, 80)), "JPEG")
+    replaced = replace_before_get(storage.client, INPUT_BUCKET, "uploads/edited.jpg", replacement)
+    event = batch_event("2.0", INPUT_BUCKET, "uploads/edited.jpg", user_arguments={})
+    # WHEN its task runs: the job is told to retry, and nothing was written
+    result = only_result(app.batch_handler(event, LambdaContext()), event)
+    assert result["resultCode"] == "TemporaryFailure"
+    assert result["resultString"] == (
+        f"object_changed: s3://{INPUT_BUCKET}/uploads/edited.jpg was replaced while it was being read; try again"
+    )
+    assert output_keys(s3) == []
+    # THEN the retry succeeds with the new photo's cut-out
+    result = only_result(app.batch_handler(event, LambdaContext()), event)
+    assert result["resultCode"] == "Succeeded"
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/edited.png")
+    assert stored["Metadata"]["source-etag"] == replaced["etag"]
+    assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
 
 
 def test_a_task_started_with_too_little_time_left_is_temporary(app, use_storage, s3, model_runs):

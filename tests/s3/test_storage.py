@@ -3,9 +3,9 @@
 import urllib.request
 
 import pytest
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 
-from handler.errors import ObjectNotFound, TooLarge
+from handler.errors import ObjectChanged, ObjectNotFound, TooLarge
 from handler.options import Options
 from handler.storage import Storage, content_source, result_key
 
@@ -52,6 +52,20 @@ def test_get_checks_the_size_before_downloading(s3):
 def test_missing_object_is_not_found(s3):
     with pytest.raises(ObjectNotFound, match="does not exist"):
         Storage().get(INPUT_BUCKET, "nope.jpg", max_bytes=1000)
+
+
+def test_get_of_the_version_a_head_saw_fails_if_the_object_was_replaced_since(s3):
+    # GIVEN a HEAD of a photo, and another writer replacing the photo before the GET is sent
+    storage = Storage()
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/p.jpg", Body=b"first")
+    seen = storage.head(INPUT_BUCKET, "uploads/p.jpg")
+    replaced = replace_before_get(storage.client, INPUT_BUCKET, "uploads/p.jpg", b"second")
+    # WHEN the version the HEAD saw is read
+    with pytest.raises(ObjectChanged, match=r"s3://bgremove-input/uploads/p.jpg was replaced while it was being read"):
+        storage.get(INPUT_BUCKET, "uploads/p.jpg", max_bytes=1000, info=seen)
+    # THEN nothing of the new version was taken for the old one, and a fresh read gets the new one
+    assert replaced["etag"] != seen.etag
+    assert storage.get(INPUT_BUCKET, "uploads/p.jpg", max_bytes=1000) == (b"second", replaced["etag"])
 
 
 def test_presigned_get_returns_the_object(s3):

@@ -4,10 +4,10 @@ import io
 
 import pytest
 from helpers import encode, example_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
-from handler.errors import UndecodableImage, UnsupportedMediaType
+from handler.errors import ObjectChanged, UndecodableImage, UnsupportedMediaType
 from handler.settings import Settings
 from handler.storage import ObjectRef, Storage
 from handler.worker import Worker, created_objects
@@ -69,6 +69,32 @@ def test_a_replaced_upload_is_processed_again(s3, worker):
     assert worker.process(source) == "written"
     result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")["Body"].read()
     assert Image.open(io.BytesIO(result)).size == (120, 80)
+
+
+def test_a_new_upload_costs_two_heads_one_get_and_one_put(s3, worker):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    sent = []
+    worker.storage.client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+    assert worker.process(ObjectRef(INPUT_BUCKET, "uploads/a.jpg")) == "written"
+    # the photo's HEAD, its result's HEAD (the skip check), the GET of the version the first HEAD saw, the result
+    assert sent == ["HeadObject", "HeadObject", "GetObject", "PutObject"]
+
+
+def test_an_upload_replaced_while_it_is_read_writes_nothing_and_its_retry_takes_the_new_photo(s3, worker):
+    # GIVEN an upload that another writer replaces between the worker's HEAD and its GET
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    replacement = encode(example_photo("coffee", (120, 80)), "JPEG")
+    replaced = replace_before_get(worker.storage.client, INPUT_BUCKET, "uploads/a.jpg", replacement)
+    source = ObjectRef(INPUT_BUCKET, "uploads/a.jpg")
+    # WHEN it is processed, the GET finds another version than the HEAD: no result for either
+    with pytest.raises(ObjectChanged):
+        worker.process(source)
+    assert result_keys(s3) == []
+    # THEN the retry cuts out the new photo and records its ETag
+    assert worker.process(source) == "written"
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")
+    assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
+    assert stored["Metadata"]["source-etag"] == replaced["etag"]
 
 
 def test_results_never_count_as_inputs_in_a_shared_bucket(s3, segmenter):
