@@ -5,6 +5,8 @@ about the model or about AWS.
 """
 
 import io
+import threading
+import warnings
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -21,10 +23,13 @@ CROP_MARGIN = 0.02  # of the subject box's longer side
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
-# decode() compares width x height with its own max_pixels before decoding and names both
-# in the error; Pillow's global bomb check would otherwise refuse big headers first (at twice
-# its default), with neither number, and regardless of the configured limit.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow checks sizes against one global limit while it opens a file, before some formats
+# allocate (a GIF whose first frame enlarges the canvas fills the frame's area; a WebP decoder
+# allocates its canvas): it warns above the limit and refuses above twice it. open_image sets
+# that limit to its own max_pixels, one call at a time as the limit is global. The warning is
+# left unsaid: open_image's own check then refuses the image, naming both numbers.
+_PILLOW_LIMIT = threading.Lock()
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _formats_for(data: bytes) -> tuple[str, ...]:
@@ -86,7 +91,11 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
         raise UnsupportedMediaType("the body is empty: send the bytes of a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
     formats = _formats_for(data)
     try:
-        image = Image.open(io.BytesIO(data), formats=formats)
+        with _PILLOW_LIMIT:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            image = Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError:
+        raise TooLarge(f"the image has more than {2 * max_pixels:,} pixels; the limit is {max_pixels:,}") from None
     except UnidentifiedImageError:
         if signature := _signature_format(data, formats):  # e.g. a PNG whose IHDR fails its CRC
             raise UndecodableImage(f"the bytes start like a {signature} image, but its header is corrupt") from None

@@ -88,6 +88,16 @@ def _gif_bomb() -> bytes:
     return bytes(data)
 
 
+def _gif_frame_bomb() -> bytes:
+    """A 16x16 GIF whose first frame reaches BOMB_SIDE pixels past its screen and is disposed to
+    the background: Pillow enlarges the canvas and fills the frame's area while it opens the file."""
+    data = bytearray(_save(photo((16, 16)).quantize(16), "GIF", disposal=2))
+    descriptor = data.index(b"\x21\xf9\x04") + 8  # the image descriptor follows the graphic control extension
+    assert data[descriptor] == 0x2C and data[descriptor - 5] >> 2 & 7 == 2, "one frame, disposed to the background"
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", BOMB_SIDE, BOMB_SIDE)
+    return bytes(data)
+
+
 def _bmp_bomb() -> bytes:
     data = bytearray(_save(photo((16, 16)), "BMP"))
     data[18:26] = struct.pack("<ii", BOMB_SIDE, BOMB_SIDE)
@@ -200,6 +210,7 @@ def _image_cases() -> dict[str, tuple[str, bytes]]:
         "bomb_jpeg": ("image/jpeg", _jpeg_bomb()),
         "bomb_webp": ("image/webp", _webp_bomb()),
         "bomb_gif": ("image/gif", _gif_bomb()),
+        "bomb_gif_frame": ("image/gif", _gif_frame_bomb()),
         "bomb_bmp": ("image/bmp", _bmp_bomb()),
         "bomb_tiff": ("image/tiff", _tiff_bomb()),
         "bomb_heic": ("image/heic", _heic_bomb()),

@@ -76,6 +76,7 @@ EXPECTED = {
     "bomb_jpeg": BOMB,
     "bomb_webp": BOMB,
     "bomb_gif": BOMB,
+    "bomb_gif_frame": BOMB,
     "bomb_bmp": BOMB,
     "bomb_tiff": BOMB,
     "bomb_heic": BOMB,
