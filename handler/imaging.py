@@ -22,6 +22,12 @@ CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Per alpha a, the step a faint pixel's colour is rounded to: the largest power of two that is
+# at most 255 // a, so that a composite moves by at most half a level. Powers of two nest
+# (every multiple of 8 is one of 4), so neighbours at different alphas share values and the
+# PNG's filters find them: cut-outs 1-2.5% smaller (medians) than with steps of 255 // a on
+# SOD photos, hires photos and the examples upscaled to 2-12 MP, clean and grainy.
+_FAINT_STEPS = np.array([0] + [1 << ((255 // a).bit_length() - 1) for a in range(1, 256)], dtype=np.uint16)
 
 # Pillow checks sizes against one global limit while it opens a file, before some formats
 # allocate (a GIF whose first frame enlarges the canvas fills the frame's area; a WebP decoder
@@ -220,7 +226,7 @@ def _cutout_rows(rgb: np.ndarray, alpha: np.ndarray, rgba: np.ndarray) -> None:
     faint = np.flatnonzero((alpha > 0) & (alpha < 128))
     if faint.size:
         pixels = rgba.reshape(-1, 4)
-        step = (255 // pixels[faint, 3]).astype(np.uint16)[:, np.newaxis]
+        step = _FAINT_STEPS[pixels[faint, 3]][:, np.newaxis]
         colours = pixels[faint, :3].astype(np.uint16)
         pixels[faint, :3] = np.minimum((colours + step // 2) // step * step, 255)
 
@@ -229,8 +235,9 @@ def cutout(rgb: np.ndarray, alpha: np.ndarray, *, strips: StripPool = SERIAL) ->
     """HxWx4 RGBA from HxWx3 colour and HxW alpha, with no more colour than the alpha can show.
 
     Fully transparent pixels get RGB 0. A faint pixel (alpha a < 128) shows a/255 of its
-    colour, so its colour is rounded to a multiple of 255 // a: any composite changes by at
-    most half a level, and the PNG gets smaller (zeroing alone roughly halves it).
+    colour, so its colour is rounded to a multiple of a power of two no larger than 255 // a:
+    any composite changes by at most half a level, and the PNG gets smaller (zeroing alone
+    roughly halves it).
     """
     rgba = np.empty(alpha.shape + (4,), dtype=np.uint8)
     strips.over_rows(lambda rows: _cutout_rows(rgb[rows], alpha[rows], rgba[rows]), alpha.shape[0], STRIP_ROWS)

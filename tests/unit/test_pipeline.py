@@ -167,7 +167,7 @@ def test_semi_transparent_sources_keep_their_own_colours(segmenter):
     # WHEN it is cut out
     result = open_result(remove_background(encode(source, "PNG"), Options(), segmenter=segmenter, max_pixels=10**7).data)
     # THEN where anything is visible, the colours are the source's own: exactly at alpha 128,
-    # and to the precision their alpha can show below it (cutout's rounding to 255 // alpha)
+    # and to the precision their alpha can show below it (cutout's rounding to a power of two up to 255 // alpha)
     pixels = np.asarray(result)
     alpha = pixels[..., 3]
     assert alpha.max() == 128 and (alpha == 128).sum() > 1000
