@@ -13,6 +13,7 @@ from handler.png import encode_png, filter_rows
 from tests.helpers import example_photo
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+UP, AVERAGE = 2, 3  # PNG filter types
 
 
 def decoded(data: bytes) -> tuple[str, np.ndarray]:
@@ -51,11 +52,11 @@ def test_flat_images_round_trip_and_shrink_to_almost_nothing(channels, value):
     assert len(data) < 2_000, f"a flat {pixels.shape} image took {len(data)} bytes"
 
 
-def filtered(pixels: np.ndarray, *, adaptive: bool) -> np.ndarray:
+def filtered(pixels: np.ndarray, kind: int) -> np.ndarray:
     height, channels = pixels.shape[0], 1 if pixels.ndim == 2 else pixels.shape[2]
     scanlines = pixels.reshape(height, -1)
     out = np.empty((height, scanlines.shape[1] + 1), np.uint8)
-    filter_rows(scanlines, channels, slice(0, height), out, adaptive=adaptive)
+    filter_rows(scanlines, channels, slice(0, height), out, kind=kind)
     return out
 
 
@@ -81,19 +82,33 @@ def test_rows_are_up_filtered(channels):
     # Each filtered row is the filter type 2 ("Up") and the row minus the one above, modulo 256.
     pixels = shaped(np.random.default_rng(7).integers(0, 256, (5, 6, 4), dtype=np.uint8), channels)
     rows = pixels.reshape(5, -1)
-    up = filtered(pixels, adaptive=False)
+    up = filtered(pixels, UP)
     assert up[:, 0].tolist() == [2] * 5
     assert np.array_equal(up[0, 1:], rows[0])
     assert np.array_equal(up[1:, 1:], (rows[1:].astype(np.int16) - rows[:-1]) % 256)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_the_chosen_filters_reconstruct_random_pixels(channels):
+@pytest.mark.parametrize("kind", [png.ADAPTIVE, AVERAGE])
+def test_the_chosen_filters_reconstruct_random_pixels(channels, kind):
     pixels = shaped(np.random.default_rng(channels).integers(0, 256, (9, 11, 4), dtype=np.uint8), channels)
 
-    rows = filtered(pixels, adaptive=True)
+    rows = filtered(pixels, kind)
 
     assert np.array_equal(unfiltered(rows, channels), pixels.reshape(9, -1))
+
+
+def test_average_filtered_rows_reconstruct_strip_by_strip():
+    # The rows of a strip are filtered against the row above the strip, as one pass would
+    pixels = np.random.default_rng(4).integers(0, 256, (12, 7, 3), dtype=np.uint8)
+    scanlines = pixels.reshape(12, -1)
+    out = np.empty((12, scanlines.shape[1] + 1), np.uint8)
+    for rows in (slice(0, 5), slice(5, 12)):
+        filter_rows(scanlines, 3, rows, out[rows], kind=AVERAGE)
+
+    assert np.array_equal(out, filtered(pixels, AVERAGE))
+    assert out[:, 0].tolist() == [AVERAGE] * 12
+    assert np.array_equal(unfiltered(out, 3), scanlines)
 
 
 def test_the_filter_choice_is_the_minimum_sum_of_absolute_differences():
@@ -103,7 +118,7 @@ def test_the_filter_choice_is_the_minimum_sum_of_absolute_differences():
     noise = np.random.default_rng(5).integers(0, 9, 40)
     pixels = np.stack([np.zeros(40), ramp, ramp, ramp + 90, (ramp + noise) // 2]).astype(np.uint8)
 
-    rows = filtered(pixels, adaptive=True)
+    rows = filtered(pixels, png.ADAPTIVE)
 
     # THEN each row's filter is, of None, Sub, Up and Paeth (Pillow's set: no Average), one
     # whose residuals, read as signed bytes, sum the least
@@ -134,7 +149,7 @@ def test_the_chosen_filters_reconstruct_a_real_cutout():
     alpha[20:70, 30:100] = np.linspace(40, 255, 70, dtype=np.uint8)
     rgba = np.dstack([photo, alpha])
 
-    rows = filtered(rgba, adaptive=True)
+    rows = filtered(rgba, png.ADAPTIVE)
 
     assert len(set(rows[:, 0].tolist())) > 1, "a real photo should not get one filter everywhere"
     assert np.array_equal(unfiltered(rows, 4), rgba.reshape(90, -1))
@@ -190,17 +205,44 @@ def test_any_level_round_trips(level):
     assert np.array_equal(decoded(encode_png(pixels, level=level))[1], pixels)
 
 
+def phone_photo(size: tuple[int, int], *, lossless: bool) -> np.ndarray:
+    """An upscaled example with grain, as a camera's PNG or through JPEG as a phone saves it."""
+    photo = np.asarray(example_photo("chelsea").resize(size), dtype=np.int16)
+    grainy = Image.fromarray(np.clip(photo + np.random.default_rng(0).normal(0, 4, photo.shape), 0, 255).astype(np.uint8))
+    if lossless:
+        return np.asarray(grainy)
+    jpeg = io.BytesIO()
+    grainy.save(jpeg, format="JPEG", quality=92)
+    return np.asarray(Image.open(jpeg))
+
+
 def test_large_images_get_their_own_level():
     # A 6 MP cut-out-like image: an upscaled photo with grain, so the levels differ
-    photo = example_photo("chelsea").resize((3000, 2000))
-    grain = np.random.default_rng(0).integers(0, 4, (2000, 3000, 3), dtype=np.uint8)
-    pixels = np.asarray(photo) | grain
+    pixels = phone_photo((3000, 2000), lossless=False)
 
     data = encode_png(pixels)
 
     assert data == encode_png(pixels, level=png.LEVELS[-1][1])
     assert data != encode_png(pixels, level=png.LEVELS[0][1])
     assert np.array_equal(decoded(data)[1], pixels)
+
+
+@pytest.mark.parametrize("lossless, kind", [(False, UP), (True, AVERAGE)])
+def test_a_big_image_gets_the_coding_that_compresses_it_smaller(monkeypatch, lossless, kind):
+    # GIVEN a 1.3 MP photo with grain that went through JPEG, or that did not
+    pixels = np.dstack([phone_photo((1400, 900), lossless=lossless), np.full((900, 1400), 255, np.uint8)])
+
+    data = encode_png(pixels)
+
+    # THEN every row has the filter of the coding that the sample strips chose ("Up" with
+    # string matching after JPEG, "Average" with runs only for untouched grain), the pixels
+    # decode as given, and the whole file is smaller than with the other coding
+    rows = np.frombuffer(zlib.decompress(data[41 : 41 + int.from_bytes(data[33:37], "big")]), np.uint8)
+    assert set(rows.reshape(900, -1)[:, 0].tolist()) == {kind}
+    assert np.array_equal(decoded(data)[1], pixels)
+    other = png.AVERAGE_RUNS if kind == UP else png.UP_MATCHED
+    monkeypatch.setattr(png, "_trial", lambda *args: other)
+    assert len(data) < len(encode_png(pixels))
 
 
 def test_non_uint8_pixels_are_refused():
