@@ -7,13 +7,12 @@ local S3 server in tests.
 
 import hashlib
 import json
-import posixpath
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from urllib.parse import quote
 
-from .errors import ObjectChanged, ObjectNotFound, TooLarge
+from .errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
 from .options import Options
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
@@ -22,6 +21,7 @@ SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object
 _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 
 
 @dataclass(frozen=True, order=True)
@@ -39,18 +39,23 @@ class ObjectInfo:
 
 
 def result_key(prefix: str, source: str, options: Options) -> str:
-    """The deterministic key of a result: same source and options, same key.
+    """The deterministic key of a result: same source and options, same key; another source, another key.
 
-    ``results/`` + the source path without its extension, + a short digest of the
-    options when they differ from the defaults, + the output format's extension.
+    ``prefix`` + the source path, + a short digest of the options when they differ from the
+    defaults, + the output format's extension. The source's own extension stays in it:
+    ``cat.jpg`` and ``cat.png`` are two photos (a phone's HEIC and its JPEG copy share a name).
+
+    :raises BadRequest: the key would be longer than the 1,024 bytes S3 allows.
     """
-    stem, _ = posixpath.splitext(source)
     settings = {name: value for name, value in options.to_dict().items() if name != "store"}
     defaults = {name: value for name, value in Options().to_dict().items() if name != "store"}
     suffix = ""
     if settings != defaults:
         suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{prefix}{stem}{suffix}.{_EXTENSIONS[options.format]}"
+    key = f"{prefix}{source}{suffix}.{_EXTENSIONS[options.format]}"
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise BadRequest(f"the result's key would be longer than S3's {MAX_KEY_BYTES} bytes: shorten the source's key")
+    return key
 
 
 def result_location(source: ObjectRef, options: Options, *, output_bucket: str, output_prefix: str) -> ObjectRef:

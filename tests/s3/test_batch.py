@@ -74,9 +74,9 @@ def test_a_photo_succeeds_with_its_result_and_a_second_run_is_up_to_date(app, us
     # WHEN Batch Operations invokes the function
     result = only_result(app.batch_handler(event, LambdaContext()), event)
     # THEN the task succeeded and names the result, which is the queue worker's result for that key
-    location = f"s3://{OUTPUT_BUCKET}/results/uploads/holiday photos/beach (1).png"
+    location = f"s3://{OUTPUT_BUCKET}/results/uploads/holiday photos/beach (1).jpg.png"
     assert result == {"taskId": event["tasks"][0]["taskId"], "resultCode": "Succeeded", "resultString": location}
-    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/holiday photos/beach (1).png")
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/holiday photos/beach (1).jpg.png")
     image = Image.open(io.BytesIO(stored["Body"].read()))
     assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (96, 96))
     assert stored["Metadata"]["source-etag"] == s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
@@ -86,7 +86,7 @@ def test_a_photo_succeeds_with_its_result_and_a_second_run_is_up_to_date(app, us
     # THEN it is up to date, without running the model or writing anything
     assert again["resultCode"] == "Succeeded" and again["resultString"] == f"up to date: {location}"
     assert len(model_runs) == 1
-    assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).png"]
+    assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).jpg.png"]
 
 
 def test_schema_2_user_arguments_are_the_options_and_keys_may_hold_spaces_and_non_ascii(app, use_storage, s3):
@@ -110,7 +110,7 @@ def test_schema_1_has_no_user_arguments_and_takes_the_default_options(app, use_s
     s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
     event = batch_event("1.0", INPUT_BUCKET, key)
     result = only_result(app.batch_handler(event, LambdaContext()), event)
-    assert result["resultString"] == f"s3://{OUTPUT_BUCKET}/results/uploads/ünï cödé.png"
+    assert result["resultString"] == f"s3://{OUTPUT_BUCKET}/results/uploads/ünï cödé.jpg.png"
 
 
 @pytest.mark.parametrize("schema", ["1.0", "2.0"])
@@ -191,7 +191,7 @@ def test_a_photo_replaced_while_it_is_read_is_temporary_and_its_retry_takes_the_
     # THEN the retry succeeds with the new photo's cut-out
     result = only_result(app.batch_handler(event, LambdaContext()), event)
     assert result["resultCode"] == "Succeeded"
-    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/edited.png")
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/edited.jpg.png")
     assert stored["Metadata"]["source-etag"] == replaced["etag"]
     assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
 

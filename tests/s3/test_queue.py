@@ -24,7 +24,7 @@ def test_committed_sqs_event_gives_a_result(app, use_storage, s3):
     response = app.queue_handler(load_event("sqs-s3-put.json"), LambdaContext())
     # THEN nothing failed and the result is where the key maps to
     assert response == {"batchItemFailures": []}
-    assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).png"]
+    assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).jpg.png"]
 
 
 def test_one_corrupt_image_in_a_batch_fails_alone(app, use_storage, s3):
@@ -37,7 +37,7 @@ def test_one_corrupt_image_in_a_batch_fails_alone(app, use_storage, s3):
     response = app.queue_handler(event, LambdaContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
-    assert output_keys(s3) == ["results/uploads/a.png", "results/uploads/c.png"]
+    assert output_keys(s3) == ["results/uploads/a.jpg.png", "results/uploads/c.jpg.png"]
 
 
 def test_s3_test_event_is_ignored(app, use_storage, s3):
@@ -58,7 +58,7 @@ def test_no_image_is_started_without_enough_time_left(app, use_storage, s3):
 def test_direct_s3_notification(app, use_storage, s3):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/x y+z.jpg", Body=PHOTO)
     app.s3_handler(s3_notification(INPUT_BUCKET, "uploads/x y+z.jpg"), LambdaContext())
-    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/x y+z.png")["Body"].read()
+    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/x y+z.jpg.png")["Body"].read()
     assert Image.open(io.BytesIO(result)).size == (96, 96)
 
 
@@ -126,7 +126,7 @@ def test_burst_of_200_uploads_through_the_queue(app, use_storage, s3, sqs):
         dead += [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in batch]
         for m in batch:
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
-    expected = sorted(f"results/{key[:-4]}.png" for key in keys if key not in corrupt)
+    expected = sorted(f"results/{key}.png" for key in keys if key not in corrupt)
     assert results == expected  # one object per good upload: no duplicates, none missing
     assert sorted(dead) == sorted(corrupt)
     assert len(results) + len(dead) == len(keys)

@@ -5,7 +5,7 @@ import urllib.request
 import pytest
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 
-from handler.errors import ObjectChanged, ObjectNotFound, TooLarge
+from handler.errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
 from handler.options import Options
 from handler.storage import Storage, content_source, result_key
 
@@ -15,11 +15,28 @@ def test_result_key_is_deterministic_and_keeps_the_path():
     first = result_key("results/", "uploads/a b/photo.jpg", Options())
     again = result_key("results/", "uploads/a b/photo.jpg", Options())
     other = result_key("results/", "uploads/a b/photo.jpg", Options(crop=True))
-    # THEN defaults give the plain path, other options a distinct suffixed key
-    assert first == again == "results/uploads/a b/photo.png"
-    assert other.startswith("results/uploads/a b/photo.") and other.endswith(".png") and other != first
+    # THEN defaults give the whole source path plus the format's extension, other options a distinct suffixed key
+    assert first == again == "results/uploads/a b/photo.jpg.png"
+    assert other.startswith("results/uploads/a b/photo.jpg.") and other.endswith(".png") and other != first
     assert result_key("results/", "x.jpg", Options(format="webp")).endswith(".webp")
     assert result_key("results/", "x.jpg", Options(background=(1, 2, 3), format="jpeg")).endswith(".jpg")
+
+
+def test_sources_that_differ_only_in_their_extension_get_their_own_results():
+    # A phone's HEIC and its JPEG copy, a PNG beside a JPEG, a file with no extension at all
+    sources = ["uploads/cat.jpg", "uploads/cat.png", "uploads/cat.HEIC", "uploads/cat.JPG", "uploads/cat"]
+    for options in (Options(), Options(crop=True), Options(format="webp")):
+        keys = [result_key("results/", source, options) for source in sources]
+        assert len(set(keys)) == len(sources), keys
+
+
+def test_a_result_key_over_s3s_limit_is_a_clear_bad_request():
+    longest = "k" * (1024 - len("results/") - len(".png"))
+    assert len(result_key("results/", longest, Options()).encode()) == 1024
+    with pytest.raises(BadRequest, match="longer than S3's 1024 bytes"):
+        result_key("results/", longest + "k", Options())
+    with pytest.raises(BadRequest):
+        result_key("results/", "ü" * 510, Options())  # 1,020 characters, 2,020 bytes
 
 
 def test_store_flag_does_not_change_the_key():

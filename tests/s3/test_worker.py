@@ -46,7 +46,7 @@ def test_upload_with_spaces_and_plus_gives_a_result_at_the_mapped_key(s3, worker
 
     assert worker.process(source) == "written"
 
-    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/my cat+dog ünï.png")
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/my cat+dog ünï.jpg.png")
     image = Image.open(io.BytesIO(stored["Body"].read()))
     assert stored["ContentType"] == "image/png" and image.mode == "RGBA" and image.size == (160, 120)
     assert stored["Metadata"]["source-etag"] == s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
@@ -58,7 +58,7 @@ def test_same_event_twice_writes_one_result(s3, worker):
     (source,) = created_objects(s3_notification(INPUT_BUCKET, "uploads/a.jpg"))
     assert worker.process(source) == "written"
     assert worker.process(source) == "skipped"
-    assert result_keys(s3) == ["results/uploads/a.png"]
+    assert result_keys(s3) == ["results/uploads/a.jpg.png"]
 
 
 def test_a_replaced_upload_is_processed_again(s3, worker):
@@ -67,7 +67,7 @@ def test_a_replaced_upload_is_processed_again(s3, worker):
     worker.process(source)
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=encode(example_photo("coffee", (120, 80)), "JPEG"))
     assert worker.process(source) == "written"
-    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")["Body"].read()
+    result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")["Body"].read()
     assert Image.open(io.BytesIO(result)).size == (120, 80)
 
 
@@ -92,7 +92,7 @@ def test_an_upload_replaced_while_it_is_read_writes_nothing_and_its_retry_takes_
     assert result_keys(s3) == []
     # THEN the retry cuts out the new photo and records its ETag
     assert worker.process(source) == "written"
-    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.png")
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")
     assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
     assert stored["Metadata"]["source-etag"] == replaced["etag"]
 
