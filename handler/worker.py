@@ -24,9 +24,15 @@ def created_objects(notification: dict) -> list[ObjectRef]:
 
     S3 URL-encodes keys in notifications, with '+' for a space. The ``s3:TestEvent``
     that S3 sends when a notification is configured has no records and yields nothing.
+
+    :raises ValueError: anything else without records (a message sent by hand, an SNS
+        envelope), so that it fails and reaches the dead-letter queue instead of vanishing.
     """
-    if "Records" not in notification:
-        return []
+    if not isinstance(notification, dict) or "Records" not in notification:
+        if isinstance(notification, dict) and notification.get("Event") == "s3:TestEvent":
+            return []
+        shape = sorted(notification)[:5] if isinstance(notification, dict) else type(notification).__name__
+        raise ValueError(f"not an S3 event notification (no Records): {shape}")
     return [
         ObjectRef(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
         for record in S3Event(notification).records
@@ -61,7 +67,8 @@ class Worker:
         it was read (ObjectChanged), and botocore's errors for S3 failures: the caller
         decides whether to retry.
         """
-        if self.is_result(source):
+        # A folder marker (the S3 console's "Create folder") is a zero-byte key ending in "/", not a photo.
+        if self.is_result(source) or source.key.endswith("/"):
             return "skipped"
         info = self.storage.head(source.bucket, source.key)
         if info is None:
@@ -92,7 +99,12 @@ def process_notification(worker: Worker, notification: dict, *, remaining_ms, mi
     :param remaining_ms: a callable giving the milliseconds left in this invocation.
     Raises on the first object that fails, after logging which one and why.
     """
-    for source in created_objects(notification):
+    try:
+        sources = created_objects(notification)
+    except ValueError as error:
+        logger.error("message not processed", extra={"reason": str(error)})
+        raise
+    for source in sources:
         where = {"bucket": source.bucket, "key": source.key}
         if remaining_ms() < min_remaining_ms:
             raise OutOfTime(f"{remaining_ms()} ms left, {min_remaining_ms} ms needed for s3://{source.bucket}/{source.key}")

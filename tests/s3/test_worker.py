@@ -53,6 +53,33 @@ def test_upload_with_spaces_and_plus_gives_a_result_at_the_mapped_key(s3, worker
     assert stored["Metadata"]["model"] == "u2netp"
 
 
+def test_uploads_that_differ_only_in_their_extension_get_a_result_each(s3, worker):
+    # GIVEN two different photos named alike, as a phone's original and its JPEG copy are
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.jpg", Body=PHOTO)
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.png", Body=encode(example_photo("coffee", (120, 80)), "PNG"))
+    # WHEN both are processed, then the first again (a redelivery)
+    outcomes = [worker.process(ObjectRef(INPUT_BUCKET, key)) for key in ("uploads/cat.jpg", "uploads/cat.png", "uploads/cat.jpg")]
+    # THEN each has its own result, neither overwrote the other, and the redelivery is skipped
+    assert outcomes == ["written", "written", "skipped"]
+    assert result_keys(s3) == ["results/uploads/cat.jpg.png", "results/uploads/cat.png.png"]
+    sizes = [Image.open(s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"]).size for key in result_keys(s3)]
+    assert sizes == [(160, 120), (120, 80)]
+
+
+def test_a_folder_marker_is_skipped_not_failed(s3, worker):
+    # The S3 console's "Create folder" makes a zero-byte "uploads/2026/" and notifies it like an upload
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/2026/", Body=b"")
+    (source,) = created_objects(s3_notification(INPUT_BUCKET, "uploads/2026/"))
+    assert worker.process(source) == "skipped"
+    assert result_keys(s3) == []
+
+
+@pytest.mark.parametrize("body", [{"hello": "world"}, [], {"Type": "Notification", "Message": "{}"}])
+def test_a_message_that_is_not_an_s3_notification_is_refused(body):
+    with pytest.raises(ValueError, match="not an S3 event notification"):
+        created_objects(body)
+
+
 def test_same_event_twice_writes_one_result(s3, worker):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
     (source,) = created_objects(s3_notification(INPUT_BUCKET, "uploads/a.jpg"))
