@@ -56,10 +56,10 @@ def process_task(worker: Worker, task: S3BatchOperationTask, *, remaining_ms: in
     if source.bucket not in settings.input_buckets:
         error = BucketNotAllowed(f"bucket {source.bucket} is not one this function may read (INPUT_BUCKETS)")
         return _never(task, error, where, logger)
-    if worker.is_result(source):
-        return _record(task, "Succeeded", f"skipped: {where} is a result of this service, not a photo", where, logger)
-    target = worker.target(source)
+    if reason := worker.not_a_photo(source):
+        return _record(task, "Succeeded", f"skipped: {where} is {reason}", where, logger)
     try:
+        target = worker.target(source)
         outcome = worker.process(source)
     except ObjectChanged as error:  # a retry reads the new version
         return _record(task, "TemporaryFailure", f"{error.code}: {error.message}", where, logger)

@@ -55,10 +55,16 @@ class Worker:
             source, self.options, output_bucket=self.settings.output_bucket, output_prefix=self.settings.output_prefix
         )
 
-    def is_result(self, source: ObjectRef) -> bool:
-        """Results never count as inputs, also when input and output share a bucket."""
+    def not_a_photo(self, source: ObjectRef) -> str | None:
+        """Why an object is no photo to cut out, or None: results never count as inputs (also
+        when input and output share a bucket), nor do folder markers (the zero-byte key ending
+        in "/" that the S3 console's "Create folder" makes)."""
         output_bucket = self.settings.output_bucket or source.bucket
-        return source.bucket == output_bucket and source.key.startswith(self.settings.output_prefix)
+        if source.bucket == output_bucket and source.key.startswith(self.settings.output_prefix):
+            return "a result of this service, not a photo"
+        if source.key.endswith("/"):
+            return "a folder marker, not a photo"
+        return None
 
     def process(self, source: ObjectRef) -> str:
         """Write the result of one object; answers what happened: written, skipped or gone.
@@ -67,8 +73,7 @@ class Worker:
         it was read (ObjectChanged), and botocore's errors for S3 failures: the caller
         decides whether to retry.
         """
-        # A folder marker (the S3 console's "Create folder") is a zero-byte key ending in "/", not a photo.
-        if self.is_result(source) or source.key.endswith("/"):
+        if self.not_a_photo(source):
             return "skipped"
         info = self.storage.head(source.bucket, source.key)
         if info is None:

@@ -215,3 +215,21 @@ def test_a_result_listed_in_the_manifest_is_not_processed_again(app, s3, segment
     result = only_result(app.batch_handler(event, LambdaContext()), event)
     assert result["resultCode"] == "Succeeded"
     assert result["resultString"] == f"skipped: s3://{INPUT_BUCKET}/results/a.png is a result of this service, not a photo"
+
+
+def test_a_folder_marker_listed_in_the_manifest_is_skipped(app, use_storage, s3):
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/2026/", Body=b"")
+    event = batch_event("2.0", INPUT_BUCKET, "uploads/2026/")
+    result = only_result(app.batch_handler(event, LambdaContext()), event)
+    assert result["resultCode"] == "Succeeded"
+    assert result["resultString"] == f"skipped: s3://{INPUT_BUCKET}/uploads/2026/ is a folder marker, not a photo"
+    assert output_keys(s3) == []
+
+
+def test_a_key_too_long_for_its_result_is_a_permanent_failure(app, use_storage, s3):
+    key = "uploads/" + "k" * 1010 + ".jpg"  # a valid key, whose result key would pass 1,024 bytes
+    s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
+    event = batch_event("1.0", INPUT_BUCKET, key)
+    result = only_result(app.batch_handler(event, LambdaContext()), event)
+    assert result["resultCode"] == "PermanentFailure"
+    assert result["resultString"].startswith("bad_request: the result's key would be longer than S3's 1024 bytes")
