@@ -13,7 +13,7 @@ from functools import cached_property
 
 from aws_lambda_powertools.event_handler import Response
 
-from .errors import ObjectNotFound
+from .errors import ObjectChanged, ObjectNotFound
 from .imaging import MEDIA_TYPES
 from .options import shown
 from .parallel import StripPool
@@ -99,7 +99,7 @@ def serve_cutout(
 ) -> Response:
     """The answer to GET (or HEAD) /cutouts/{key}: 304, the stored or a new result, or a redirect to it."""
     cutout = locate(request, storage=storage, settings=settings)
-    headers = {"Cache-Control": f"public, max-age={settings.cutout_max_age}", "ETag": cutout.etag}
+    headers = {"Cache-Control": f"public, max-age={_max_age(request, settings.cutout_max_age)}", "ETag": cutout.etag}
     if request.varies_by_accept:
         headers["Vary"] = "Accept"
     if cutout.etag in request.if_none_match or "*" in request.if_none_match:
@@ -108,8 +108,8 @@ def serve_cutout(
     stored = storage.stored_result(cutout.location, cutout.source_info.etag)
     if stored is not None and not fits_in_response(stored.size):
         return _redirect(cutout, request, storage=storage, settings=settings)
-    if stored is not None:
-        data, _ = storage.get(cutout.location.bucket, cutout.location.key, max_bytes=stored.size, info=stored)
+    data = _stored_bytes(cutout.location, stored, storage=storage) if stored is not None else None
+    if data is not None:
         modified = stored.last_modified
     else:
         data = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
@@ -120,6 +120,22 @@ def serve_cutout(
     return Response(status_code=200, content_type=media_type, headers=headers, body=b"" if head_only else data)
 
 
+def _stored_bytes(location: ObjectRef, stored: ObjectInfo, *, storage: Storage) -> bytes | None:
+    """The stored result's bytes, or None when it went between its HEAD and this GET (the
+    retention rule deleted it, or a simultaneous request rewrote it): then it is made again."""
+    try:
+        data, _ = storage.get(location.bucket, location.key, max_bytes=stored.size, info=stored)
+    except (ObjectNotFound, ObjectChanged):
+        return None
+    return data
+
+
+def _max_age(request: CutoutRequest, longest: int) -> int:
+    """Seconds a cache may keep the answer: never past the signed URL's own expiry, which a
+    cache serving its copy would otherwise outlive (CloudFront answers without asking us)."""
+    return longest if request.seconds_left is None else max(0, min(longest, request.seconds_left))
+
+
 def _redirect(cutout: Cutout, request: CutoutRequest, *, storage: Storage, settings: Settings) -> Response:
     """302 to a presigned GET of a result too large for a Lambda response.
 
@@ -127,7 +143,8 @@ def _redirect(cutout: Cutout, request: CutoutRequest, *, storage: Storage, setti
     """
     expires_in = settings.url_expires_in
     url = storage.presign_get(cutout.location.bucket, cutout.location.key, expires_in=expires_in)
-    headers = {"Location": url, "Cache-Control": f"public, max-age={min(settings.cutout_max_age, expires_in // 2)}"}
+    max_age = _max_age(request, min(settings.cutout_max_age, expires_in // 2))
+    headers = {"Location": url, "Cache-Control": f"public, max-age={max_age}"}
     if request.varies_by_accept:
         headers["Vary"] = "Accept"
     return Response(status_code=302, headers=headers, body="")

@@ -231,6 +231,7 @@ class CutoutRequest:
     options: Options
     varies_by_accept: bool  # format=auto: the format follows the Accept header
     if_none_match: tuple[str, ...]
+    seconds_left: int | None = None  # until the signed URL expires; None: it does not
 
 
 def cutout_key(event: BaseProxyEvent) -> str:
@@ -260,7 +261,7 @@ def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: floa
     if not key:
         raise BadRequest("the path must name an object: /cutouts/{key}")
     params = query_options(event)
-    verify(secret, key, params, now=now)
+    seconds_left = verify(secret, key, params, now=now)
     given = {name: value for name, value in params.items() if name not in (SIGNATURE, EXPIRES)}
     options, varies_by_accept = cutout_options(given, accept=header(event, "Accept"))
     return CutoutRequest(
@@ -268,6 +269,7 @@ def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: floa
         options=options,
         varies_by_accept=varies_by_accept,
         if_none_match=_entity_tags(header(event, "If-None-Match")),
+        seconds_left=seconds_left,
     )
 
 

@@ -41,8 +41,9 @@ def cutout_path(key: str) -> str:
     return "/cutouts/" + quote(key, safe="/")
 
 
-def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) -> None:
-    """Raise unless the parameters carry a valid signature for ``key`` and have not expired.
+def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) -> int | None:
+    """The seconds the URL has left (None: it never expires); raise unless the parameters carry
+    a valid signature for ``key`` and have not expired.
 
     Without a secret nothing is signed, but an ``expires`` still counts.
     """
@@ -59,3 +60,5 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
             raise InvalidOption(f"expires must be a Unix time in whole seconds, not {params[EXPIRES][:40]!r}") from None
         if expires < now:
             raise Expired(f"the URL expired at {expires} (Unix time); it is now {int(now)}")
+        return int(expires - now)
+    return None

@@ -6,6 +6,7 @@ import threading
 import time
 import urllib.request
 
+import boto3
 import numpy as np
 import pytest
 from helpers import encode, example_photo
@@ -208,6 +209,16 @@ def test_expiry_is_signed_and_enforced(cutouts):
     assert_refused(cutouts.get("products/astronaut.jpg", {"expires": "tomorrow"}), 400, "invalid_option")
 
 
+def test_no_cache_keeps_an_answer_past_its_urls_expiry(cutouts):
+    # GIVEN a URL that expires in a minute, and the same options with no expiry
+    expiring = cutouts.get("products/astronaut.jpg", {"expires": int(time.time()) + 60})
+    lasting = cutouts.get("products/astronaut.jpg")
+    # THEN a cache (CloudFront answers without asking the function) may keep the first for at most that minute
+    assert expiring.status == lasting.status == 200
+    assert 50 <= int(expiring.headers["Cache-Control"].removeprefix("public, max-age=")) <= 60
+    assert lasting.headers["Cache-Control"] == f"public, max-age={SETTINGS.cutout_max_age}"
+
+
 def test_a_missing_object_is_a_404(cutouts):
     assert_refused(cutouts.get("products/missing.jpg"), 404, "not_found")
 
@@ -255,6 +266,27 @@ def test_two_simultaneous_first_requests_both_succeed_and_leave_one_object(cutou
     assert [reply.status for reply in replies] == [200, 200]
     assert replies[0].body == replies[1].body and replies[0].headers["ETag"] == replies[1].headers["ETag"]
     assert len(stored_objects(s3)) == 1
+
+
+def test_a_stored_result_deleted_between_its_head_and_get_is_made_again(api_with, s3):
+    # GIVEN a stored result that the retention rule deletes just after the route's HEAD found it
+    s3.put_object(Bucket=INPUT_BUCKET, Key="products/astronaut.jpg", Body=PHOTO)
+    storage = Storage()
+    api = Cutouts(api_with(settings=SETTINGS, storage=storage))
+    first = api.get("products/astronaut.jpg")
+    (stored,) = stored_objects(s3)
+    deleter = boto3.client("s3")
+
+    def expire(params, **_):
+        if params["Bucket"] == OUTPUT_BUCKET and params["Key"] == stored["Key"]:
+            deleter.delete_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])
+
+    storage.client.meta.events.register("before-parameter-build.s3.GetObject", expire)
+    # WHEN the URL is asked for again
+    reply = api.get("products/astronaut.jpg")
+    # THEN the cut-out is made again and stored again, not a 404 naming the output bucket
+    assert first.status == reply.status == 200 and reply.body == first.body
+    assert [item["Key"] for item in stored_objects(s3)] == [stored["Key"]]
 
 
 def test_a_result_too_large_for_a_response_redirects_for_less_than_the_links_life(rest_api, api_with, s3):
