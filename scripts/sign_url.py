@@ -44,10 +44,14 @@ class Unavailable(Exception):
 def signed_url(base: str, secret: str, key: str, options: dict[str, str], *, expires: int | None = None) -> str:
     """``base`` + the signed path and query of ``key``'s cut-out with ``options``.
 
+    ``base`` is the API's root (``http://127.0.0.1:3000``) or the stack's CutoutBaseUrl, which
+    already ends in ``/cutouts/``: either way the path names ``/cutouts/`` once.
+
     :raises InvalidOption: an option the route would refuse, so no such URL is ever signed.
     """
     cutout_options(options, accept="")
-    return base.rstrip("/") + cutout_path(key) + "?" + signed_query(secret, key, options, expires=expires)
+    root = base.rstrip("/").removesuffix(cutout_path("").rstrip("/"))
+    return root + cutout_path(key) + "?" + signed_query(secret, key, options, expires=expires)
 
 
 def default_stack() -> str:

@@ -92,13 +92,15 @@ def test_store_and_unknown_options_are_not_offered(capsys):
     assert "unrecognized arguments: --store" in capsys.readouterr().err
 
 
-def test_base_url_and_secret_come_from_the_deployed_stack(deployed, capsys, monkeypatch, aws):
-    # GIVEN a stack whose outputs name the CDN and the Secrets Manager secret, as template.yaml's do
+@pytest.mark.parametrize("base", ["https://d111.cloudfront.net/cutouts/", "https://d111.cloudfront.net"])
+def test_base_url_and_secret_come_from_the_deployed_stack(deployed, capsys, monkeypatch, aws, base):
+    # GIVEN a stack whose outputs name the CDN (as template.yaml's CutoutBaseUrl does, ending in
+    # /cutouts/, or as the bare host) and the Secrets Manager secret
     monkeypatch.delenv("URL_SIGNING_SECRET", raising=False)
     arn = boto3.client("secretsmanager").create_secret(Name="bgremove-url-signing", SecretString=SECRET)["ARN"]
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {"CutoutBaseUrl": {"Value": "https://d111.cloudfront.net"}, "UrlSigningSecretArn": {"Value": arn}},
+        "Outputs": {"CutoutBaseUrl": {"Value": base}, "UrlSigningSecretArn": {"Value": arn}},
     }
     boto3.client("cloudformation").create_stack(StackName="shop-images", TemplateBody=json.dumps(template))
     # WHEN only the key, an option and the stack are given
