@@ -22,6 +22,7 @@ _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
+MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 
 
 @dataclass(frozen=True, order=True)
@@ -64,9 +65,16 @@ def result_location(source: ObjectRef, options: Options, *, output_bucket: str, 
 
 
 def result_metadata(source: dict[str, str], options: Options, *, model: str) -> dict[str, str]:
-    """User metadata for a result: where it came from, the model and the options, header-safe."""
+    """User metadata for a result: where it came from, the model and the options, header-safe.
+
+    S3 refuses more than 2 KB of it, which a long non-ASCII key reaches once %-escaped: then
+    the source's key is left out (the result's own key holds it).
+    """
     values = {**source, "model": model, "options": json.dumps(options.to_dict(), separators=(",", ":"))}
-    return {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
+    metadata = {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
+    if sum(len(name) + len(value) for name, value in metadata.items()) > MAX_METADATA_BYTES:
+        metadata = {name: value for name, value in metadata.items() if name not in ("source", "source-key")}
+    return metadata
 
 
 def object_result_metadata(source: ObjectRef, etag: str, options: Options, *, model: str) -> dict[str, str]:

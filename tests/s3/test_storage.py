@@ -1,13 +1,14 @@
 """handler.storage against a real S3 server over HTTP: keys, size checks, metadata, presigned links."""
 
 import urllib.request
+from urllib.parse import unquote
 
 import pytest
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 
 from handler.errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
 from handler.options import Options
-from handler.storage import Storage, content_source, result_key
+from handler.storage import ObjectRef, Storage, content_source, object_result_metadata, result_key
 
 
 def test_result_key_is_deterministic_and_keeps_the_path():
@@ -37,6 +38,16 @@ def test_a_result_key_over_s3s_limit_is_a_clear_bad_request():
         result_key("results/", longest + "k", Options())
     with pytest.raises(BadRequest):
         result_key("results/", "ü" * 510, Options())  # 1,020 characters, 2,020 bytes
+
+
+def test_metadata_of_a_long_non_ascii_key_stays_within_s3s_2_kb():
+    # A 700-character key of CJK characters: 2,100 bytes, three times that once %-escaped
+    key = "uploads/" + "猫" * 700 + ".jpg"
+    metadata = object_result_metadata(ObjectRef(INPUT_BUCKET, key), "0123abcd", Options(crop=True), model="u2netp")
+    assert sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items()) <= 2048
+    assert metadata["source-etag"] == "0123abcd" and "source-key" not in metadata
+    short = object_result_metadata(ObjectRef(INPUT_BUCKET, "uploads/猫.jpg"), "0123abcd", Options(), model="u2netp")
+    assert unquote(short["source-key"]) == "uploads/猫.jpg"
 
 
 def test_store_flag_does_not_change_the_key():
