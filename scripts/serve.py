@@ -18,7 +18,9 @@ environment names (AWS_ENDPOINT_URL, SOURCE_BUCKET, OUTPUT_BUCKET, URL_SIGNING_S
 
 import argparse
 import base64
+import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -41,6 +43,27 @@ LOCAL_EXAMPLES = "/local/cutout-examples"
 _BODILESS = {204, 304}
 # HTTP API base64-encodes bodies unless their type is text; REST API with BinaryMediaTypes */* always does.
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
+_DIGITS = re.compile(rb"[0-9]+")  # int() would also take "-1", "+5", " 5" and "1_0"
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+_MAX_LINE = 65537  # for chunk size and trailer lines, as http.server reads its request line
+
+
+class Refused(Exception):
+    """A request answered before the handler sees it, because its body cannot be framed or is too large.
+    The connection closes after the answer: where the next request would begin is unknown."""
+
+    def __init__(self, status: int, body: dict):
+        super().__init__(status)
+        self.status = status
+        self.body = json.dumps(body).encode()
+
+
+def _bad_framing(message: str) -> Refused:
+    return Refused(400, {"error": {"code": "bad_request", "message": message}})
+
+
+def _too_large() -> Refused:
+    return Refused(413, {"message": "Request Entity Too Large"})
 
 
 def _request_context(request_id: str, method: str, path: str, source_ip: str) -> dict:
@@ -187,15 +210,53 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
         self._send(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
         return True
 
+    def _read_body(self) -> bytes:
+        if "Transfer-Encoding" in self.headers:
+            if self.headers["Transfer-Encoding"].strip().lower() != "chunked":
+                raise _bad_framing("the only Transfer-Encoding taken is chunked")
+            # RFC 9112 6.1: chunked wins over a Content-Length, and a request with both, the shape of
+            # request smuggling, is the last on its connection.
+            if "Content-Length" in self.headers:
+                self.close_connection = True
+            return self._read_chunked()
+        length = (self.headers.get("Content-Length") or "0").strip().encode()
+        if not _DIGITS.fullmatch(length):
+            raise _bad_framing("Content-Length is not a number of bytes")
+        if int(length) > MAX_REQUEST_BYTES:
+            raise _too_large()
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes:
+        """The body of RFC 9112 7.1's chunked coding; chunk extensions and trailers are read and dropped."""
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(_MAX_LINE)
+            digits = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _HEX.fullmatch(digits):
+                raise _bad_framing("a chunk size line is not hexadecimal digits")
+            size = int(digits, 16)
+            if not size:
+                break
+            total += size
+            # Counted from the size lines, so a huge chunk is refused before its bytes are read into memory.
+            if total > MAX_REQUEST_BYTES:
+                raise _too_large()
+            chunks.append(self.rfile.read(size))
+            if self.rfile.read(2) != b"\r\n":
+                raise _bad_framing("a chunk is not as long as its size line says")
+        while (line := self.rfile.readline(_MAX_LINE)) not in (b"\r\n", b"\n"):
+            if not line.endswith(b"\n"):
+                raise _bad_framing("the chunked body ends before its trailer section does")
+        return b"".join(chunks)
+
     def _proxy(self) -> None:
         if self._serve_static() or self._serve_local():
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            self.close_connection = True
-            self._send(413, [("Content-Type", "application/json")], b'{"message":"Request Entity Too Large"}')
+        try:
+            body = self._read_body()
+        except Refused as refused:
+            self._send(refused.status, [("Content-Type", "application/json"), ("Connection", "close")], refused.body)
             return
-        body = self.rfile.read(length)
         event = self.server.build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         try:
             response = self.server.invoke(event)

@@ -1,13 +1,16 @@
 """scripts/serve.py over real HTTP on 127.0.0.1: requests become API Gateway events and back."""
 
+import http.client
 import io
 import json
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -16,6 +19,8 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 STARTUP_SECONDS = 60
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's request limit, as serve.py applies it
+POST_JPEG = b"POST /remove HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\n"
 
 
 @pytest.fixture(scope="module", params=["rest", "http-api"])
@@ -46,6 +51,27 @@ def fetch(url: str, data: bytes | None = None, headers: dict | None = None, meth
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
+
+
+def connect(server: str) -> socket.socket:
+    url = urlsplit(server)
+    return socket.create_connection((url.hostname, url.port), timeout=30)
+
+
+def read_response(stream) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One response read off a connection, framed by its Content-Length (serve.py always sends one here)."""
+    status = int(stream.readline().split()[1])
+    headers = http.client.parse_headers(stream)
+    return status, headers, stream.read(int(headers.get("Content-Length", 0)))
+
+
+def chunked(data: bytes, parts: int) -> bytes:
+    """``data`` in chunked coding: a chunk extension on the first chunk, upper-case hex on the others, a trailer."""
+    step = -(-len(data) // parts)
+    pieces = [data[start : start + step] for start in range(0, len(data), step)]
+    lines = [f"{len(pieces[0]):x};name=value\r\n".encode() + pieces[0] + b"\r\n"]
+    lines += [f"{len(piece):X}\r\n".encode() + piece + b"\r\n" for piece in pieces[1:]]
+    return b"".join(lines) + b"0\r\nX-Checksum: none\r\n\r\n"
 
 
 def test_raw_jpeg_comes_back_as_a_png_with_alpha(server, photo):
@@ -97,3 +123,68 @@ def test_demo_page_is_served_at_the_root(server):
     status, headers, body = fetch(f"{server}/")
     assert (status, headers["Content-Type"]) == (200, "text/html; charset=utf-8")
     assert body == page.read_bytes()
+
+
+def test_chunked_jpeg_comes_back_as_a_png(server, photo):
+    """What `curl -T -` and `requests` with a generator body send: no Content-Length, the body in chunks."""
+    request = POST_JPEG + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(photo, 3)
+    with connect(server) as connection, connection.makefile("rb") as stream:
+        connection.sendall(request + b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        status, headers, body = read_response(stream)
+        assert (status, headers["Content-Type"]) == (200, "image/png")
+        image = Image.open(io.BytesIO(body))
+        assert (image.mode, image.size) == ("RGBA", Image.open(io.BytesIO(photo)).size)
+        # Every chunk went into that body: the next request on the connection is answered as itself.
+        status, headers, _ = read_response(stream)
+        assert (status, headers["Content-Type"]) == (200, "application/json")
+
+
+def test_chunked_wins_over_content_length_and_the_connection_closes(server, photo):
+    request = POST_JPEG + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(photo, 2)
+    with connect(server) as connection, connection.makefile("rb") as stream:
+        connection.sendall(request)
+        status, headers, body = read_response(stream)
+        assert (status, headers["Content-Type"]) == (200, "image/png")
+        assert Image.open(io.BytesIO(body)).size == Image.open(io.BytesIO(photo)).size
+        assert stream.read() == b""  # both lengths is how requests are smuggled: the connection is not reused
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [f"{MAX_REQUEST_BYTES + 1:x}\r\n".encode(), b"%x\r\n%s\r\n%x\r\n" % (6 << 20, b"x" * (6 << 20), 5 << 20)],
+    ids=["one-chunk", "two-chunks"],
+)
+def test_chunked_body_over_the_limit_is_413(server, chunks):
+    """Refused at the size line that goes over 10 MB: the test sends no data after that line, so none is left unread."""
+    with connect(server) as connection, connection.makefile("rb") as stream:
+        connection.sendall(POST_JPEG + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+        status, headers, body = read_response(stream)
+        assert (status, headers["Content-Type"], json.loads(body)) == (
+            413,
+            "application/json",
+            {"message": "Request Entity Too Large"},
+        )
+        assert stream.read() == b""
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: abc\r\n\r\n",
+        b"Content-Length: -5\r\n\r\n",
+        b"Content-Length: -1\r\n\r\n",
+        b"Content-Length: +5\r\n\r\n",
+        b"Transfer-Encoding: gzip\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n-5\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXY",
+    ],
+    ids=["length-abc", "length-minus-5", "length-minus-1", "length-plus-5", "gzip", "chunk-size-minus-5", "no-crlf-after-chunk"],
+)
+def test_malformed_framing_is_a_json_400_and_the_server_carries_on(server, framing):
+    with connect(server) as connection, connection.makefile("rb") as stream:
+        connection.sendall(POST_JPEG + framing)
+        status, headers, body = read_response(stream)
+        assert (status, headers["Content-Type"]) == (400, "application/json")
+        assert json.loads(body)["error"]["code"] == "bad_request"
+        assert stream.read() == b""  # where this request ends is unknown: no next request is read from it
+    assert fetch(f"{server}/openapi.json")[0] == 200
