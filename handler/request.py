@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from dataclasses import dataclass, fields
 from urllib.parse import unquote
 
@@ -127,6 +128,8 @@ def _json_object(data: bytes) -> dict:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise BadRequest("the JSON body is nested too deeply") from None
+    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise BadRequest(f"the JSON body has a number of more than {sys.get_int_max_str_digits():,} digits") from None
     if not isinstance(document, dict):
         raise BadRequest(f"the JSON body must be an object with image or s3, not {type(document).__name__}")
     return document

@@ -60,6 +60,18 @@ def test_malformed_json_body(api, document, words):
     assert_error(api.post_json(document), 400, "bad_request", *words)
 
 
+@pytest.mark.parametrize(
+    "path, body",
+    [("/remove", '{"image": "aGk=", "max_size": %s}'), ("/uploads", '{"content_type": "image/jpeg", "size": %s}')],
+    ids=["remove", "uploads"],
+)
+def test_a_number_longer_than_python_reads_is_a_bad_request(api_with, path, body):
+    # json.loads refuses integers over 4,300 digits with a plain ValueError, not a JSONDecodeError
+    api = api_with(settings=Settings(upload_bucket="uploads-bucket"))
+    reply = api.post(body % ("9" * 4301), content_type="application/json", path=path)
+    assert_error(reply, 400, "bad_request", "a number of more than 4,300 digits")
+
+
 def test_invalid_base64_image(api):
     assert_error(api.post_json({"image": "not base64 at all!"}), 400, "bad_request", "image is not valid base64")
 
