@@ -214,7 +214,7 @@ def parse_upload_request(event: BaseProxyEvent, settings: Settings) -> UploadReq
     if unknown:
         raise BadRequest(f"unknown field {shown(unknown[0])}; /uploads takes content_type and size")
     content_type, size = document.get("content_type"), document.get("size")
-    if content_type not in UPLOAD_TYPES:
+    if not isinstance(content_type, str) or content_type not in UPLOAD_TYPES:  # a list or object is unhashable
         raise BadRequest(f"content_type must be one of {', '.join(UPLOAD_TYPES)}, not {shown(content_type)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise BadRequest(f"size must be the photo's size in bytes, a whole number above 0, not {shown(size)}")

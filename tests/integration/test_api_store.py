@@ -112,6 +112,8 @@ def test_uploads_give_a_presigned_put_and_the_result_appears_where_promised(stor
     ("document", "status", "words"),
     [
         ({"content_type": "text/html", "size": 10}, 400, "content_type must be one of"),
+        ({"content_type": ["image/jpeg"], "size": 10}, 400, "not ['image/jpeg']"),
+        ({"content_type": {"type": "image/jpeg"}, "size": 10}, 400, "content_type must be one of"),
         ({"content_type": "image/jpeg", "size": 0}, 400, "size must be"),
         ({"content_type": "image/jpeg", "size": "12"}, 400, "size must be"),
         ({"content_type": "image/jpeg", "size": 10, "key": "../etc"}, 400, "unknown field 'key'"),
