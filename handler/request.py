@@ -1,7 +1,7 @@
 """An API Gateway event (REST payload v1 or HTTP API payload v2) -> a validated request.
 
 Cheap facts first: the body's length is checked before it is base64-decoded or parsed, the
-image string's length before it is decoded, the S3 bucket before anything touches S3.
+image string's length before it is decoded, the S3 bucket and key before anything touches S3.
 """
 
 import base64
@@ -147,12 +147,28 @@ def _image_bytes(text, *, limit: int) -> bytes:
     return data
 
 
+# S3's longest key, in bytes of UTF-8.
+S3_KEY_BYTES = 1024
+
+
+def _check_s3_key(key: str, what: str) -> None:
+    """Refuse, before S3 is asked, a key S3 cannot hold: botocore fails to send one that is not UTF-8,
+    and S3 answers one over 1,024 bytes with an error of its own, not a 404."""
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:  # JSON's \ud800 escapes can spell a lone surrogate, which UTF-8 cannot
+        raise BadRequest(f"{what} {shown(key)} is not valid Unicode: it has a lone surrogate") from None
+    if size > S3_KEY_BYTES:
+        raise BadRequest(f"{what} is {size:,} bytes of UTF-8; S3 keys are at most {S3_KEY_BYTES:,}: {shown(key)}")
+
+
 def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:
     if not isinstance(value, dict) or not all(isinstance(value.get(name), str) and value[name] for name in ("bucket", "key")):
         raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {json.dumps(value)[:200]}')
     unknown = sorted(set(value) - {"bucket", "key"})
     if unknown:
         raise BadRequest(f"s3 has unknown field {shown(unknown[0])}; it takes bucket and key")
+    _check_s3_key(value["key"], "the s3 key")
     if value["bucket"] not in allowed:
         raise BucketNotAllowed(f"bucket {shown(value['bucket'])} is not one this API may read (INPUT_BUCKETS)")
     return ObjectRef(value["bucket"], value["key"])

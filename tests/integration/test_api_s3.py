@@ -43,6 +43,27 @@ def test_missing_object_is_404(s3_api):
     assert reply.json()["error"] == {"code": "not_found", "message": f"s3://{BUCKET}/uploads/nothing-here.jpg does not exist"}
 
 
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [("uploads/\ud800.jpg", "lone surrogate"), ("uploads/" + "a" * 1017, "1,025 bytes"), ("uploads/" + "é" * 509, "1,026 bytes")],
+    ids=["lone-surrogate", "1025-bytes", "517-characters-1026-bytes"],
+)
+def test_a_key_s3_cannot_hold_is_a_short_400_before_s3_is_asked(s3_api, s3_client, key, words):
+    # GIVEN a record of the S3 calls the API makes
+    asked = []
+    s3_client.meta.events.register("before-parameter-build.s3", lambda model, **_: asked.append(model.name))
+    # WHEN a key that is not UTF-8, or is over S3's 1,024 bytes of it, is referenced
+    reply = s3_api.post_json({"s3": {"bucket": BUCKET, "key": key}})
+    # THEN it is a short 400 and S3 is never called
+    assert (reply.status, reply.error_code) == (400, "bad_request")
+    message = reply.json()["error"]["message"]
+    assert words in message and len(message) < 200
+    assert asked == []
+    # AND a key of exactly 1,024 bytes is still looked up
+    longest = s3_api.post_json({"s3": {"bucket": BUCKET, "key": "uploads/" + "a" * 1016}})
+    assert longest.status == 404 and asked == ["HeadObject"]
+
+
 def test_object_replaced_while_it_is_read_is_409_and_asking_again_reads_the_new_one(s3_api, s3_client, photo):
     s3_client.put_object(Bucket=BUCKET, Key="uploads/cat.jpg", Body=b"not the photo yet")
     replace_before_get(s3_client, BUCKET, "uploads/cat.jpg", photo)
