@@ -271,7 +271,8 @@ def _entity_tags(value: str) -> tuple[str, ...]:
 def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: float) -> CutoutRequest:
     """Read a GET /cutouts/{key} event: the key, its options, and what the client already holds.
 
-    The signature is checked (when there is a ``secret``) before the options are even read.
+    The signature is checked (when there is a ``secret``) before the options are even read, once the
+    key is one S3 can hold: signing encodes it as UTF-8 too.
     """
     try:
         key = cutout_key(event)
@@ -279,6 +280,7 @@ def parse_cutout_request(event: BaseProxyEvent, *, secret: str | None, now: floa
         raise BadRequest("the object key in the path is not valid UTF-8 once percent-decoded") from None
     if not key:
         raise BadRequest("the path must name an object: /cutouts/{key}")
+    _check_s3_key(key, "the object key in the path")
     params = query_options(event)
     seconds_left = verify(secret, key, params, now=now)
     given = {name: value for name, value in params.items() if name not in (SIGNATURE, EXPIRES)}

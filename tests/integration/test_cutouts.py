@@ -243,6 +243,18 @@ def test_unknown_repeated_and_invalid_options_are_400s(cutouts):
     assert_refused(cutouts.api.call(repeated), 400, "invalid_option")
 
 
+@pytest.mark.parametrize("key", ["products/" + "a" * 1016, "products/" + "é" * 508], ids=["1025-bytes", "517-characters"])
+def test_a_key_longer_than_s3_takes_is_a_400(cutouts, key):
+    # S3 keys are at most 1,024 bytes of UTF-8: such a path can name no object, and S3 would answer it with an error
+    assert_refused(cutouts.get(key), 400, "bad_request")
+
+
+def test_a_key_that_is_not_utf_8_is_a_400(cutouts):
+    # REST APIs deliver the path percent-encoded; an HTTP API's decoded rawPath can hold a lone surrogate
+    path = "/cutouts/products/%ED%A0%80.jpg" if cutouts.api.version == "v1" else "/cutouts/products/\ud800.jpg"
+    assert_refused(cutouts.api.call(cutouts.api.event(method="GET", path=path)), 400, "bad_request")
+
+
 @pytest.mark.parametrize("key", ["a b/photo 1.jpg", "c++/x+y.jpg", "100% real.jpg", "café/ünï 写真.jpg", "a%2Fb.jpg"])
 def test_keys_with_spaces_plus_percent_and_non_ascii(cutouts, s3, key):
     s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
