@@ -62,8 +62,24 @@ def header(event: BaseProxyEvent, name: str) -> str:
 
 
 def _media_types(value: str) -> list[str]:
-    """The media types of a Content-Type or Accept header, lower case, without parameters."""
+    """The media types of a Content-Type header, lower case, without parameters."""
     return [part.split(";")[0].strip().lower() for part in value.split(",")]
+
+
+# An Accept header's weight of zero, "q=0" to "q=0.000": the client refuses that type.
+_REFUSED = re.compile(r"\s*q=0(\.0{0,3})?\s*", re.IGNORECASE)
+
+
+def _accepted(accept: str) -> list[str]:
+    """The media types an Accept header names, lower case, but those it refuses with q=0.
+
+    No fuller negotiation: any other weight counts as accepting the type, and wildcards name none.
+    """
+    return [
+        media_type.strip().lower()
+        for media_type, *parameters in (part.split(";") for part in accept.split(","))
+        if not any(_REFUSED.fullmatch(parameter) for parameter in parameters)
+    ]
 
 
 def _decode_base64(text: str, what: str) -> bytes:
@@ -184,7 +200,7 @@ def _merge(query: dict[str, str], body: dict) -> dict:
 def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveRequest:
     """Read a POST /remove event: a raw image body, a JSON base64 image, or a JSON S3 reference."""
     query = query_options(event)
-    wants_json = JSON_MEDIA_TYPE in _media_types(header(event, "Accept"))
+    wants_json = JSON_MEDIA_TYPE in _accepted(header(event, "Accept"))
     if JSON_MEDIA_TYPE not in _media_types(header(event, "Content-Type")):
         source = body_bytes(event, limit=settings.max_input_bytes)
         options = Options.parse(query)
@@ -306,5 +322,5 @@ def cutout_options(given: dict[str, str], *, accept: str) -> tuple[Options, bool
     options = dict(given)
     varies_by_accept = options.get("format", "").strip().lower() == AUTO_FORMAT
     if varies_by_accept:
-        options["format"] = "webp" if "image/webp" in _media_types(accept) else "png"
+        options["format"] = "webp" if "image/webp" in _accepted(accept) else "png"
     return Options.parse(options), varies_by_accept

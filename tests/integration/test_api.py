@@ -119,6 +119,18 @@ def test_accept_json_gets_the_envelope(api, photo, tmp_path):
     assert np.array_equal(np.asarray(image), pixels(cli_output("format", photo, tmp_path)))
 
 
+@pytest.mark.parametrize(
+    "accept", ["image/png, application/json;q=0", "application/json; Q=0.000", "image/*;q=0.5, application/json ;q=0"]
+)
+def test_accept_that_refuses_json_with_q_0_gets_the_image(api, accept):
+    reply = api.post(headers={"Accept": accept})
+    assert reply.status == 200 and reply.content_type == "image/png"
+    assert reply.body.startswith(b"\x89PNG")
+    # AND any other weight still asks for the envelope
+    weighted = api.post(headers={"Accept": "image/png, application/json;q=0.1"})
+    assert weighted.status == 200 and weighted.content_type == "application/json"
+
+
 def test_cors_headers_for_a_browser_origin(api):
     # The committed events carry Origin: https://example.com; CORS_ORIGINS defaults to *
     reply = api.post(query={"max_size": "32"})

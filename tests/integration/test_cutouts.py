@@ -130,7 +130,13 @@ def test_if_none_match_with_the_current_etag_is_a_304_without_decoding(cutouts, 
 
 
 @pytest.mark.parametrize(
-    ("accept", "media_type"), [("image/avif,image/webp,*/*;q=0.8", "image/webp"), ("image/png,*/*", "image/png")]
+    ("accept", "media_type"),
+    [
+        ("image/avif,image/webp,*/*;q=0.8", "image/webp"),
+        ("image/png,*/*", "image/png"),
+        ("image/webp;q=0, image/png", "image/png"),
+        ("image/webp;q=0.5, image/png", "image/webp"),
+    ],
 )
 def test_format_auto_follows_accept_and_says_so(cutouts, accept, media_type):
     reply = cutouts.get("products/astronaut.jpg", {"format": "auto"}, headers={"Accept": accept})
