@@ -18,7 +18,7 @@ from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
 from .options import Options, shown
 from .settings import Settings
 from .signing import EXPIRES, SIGNATURE, verify
-from .storage import ObjectRef
+from .storage import MAX_KEY_BYTES, ObjectRef
 
 JSON_MEDIA_TYPE = "application/json"
 # Room for the options and the JSON punctuation around the base64 image in a JSON body.
@@ -93,7 +93,8 @@ def _decode_base64(text: str, what: str) -> bytes:
 
 def _check_size(size: int, limit: int, what: str) -> None:
     if size > limit:
-        raise TooLarge(f"{what} is {size:,} bytes; the limit is {limit:,}")
+        size_text = f"{size:,}" if size < 10**18 else shown(size)  # a client's number can run to thousands of digits
+        raise TooLarge(f"{what} is {size_text} bytes; the limit is {limit:,}")
 
 
 def _check_base64_size(text: str, limit: int, what: str) -> None:
@@ -163,10 +164,6 @@ def _image_bytes(text, *, limit: int) -> bytes:
     return data
 
 
-# S3's longest key, in bytes of UTF-8.
-S3_KEY_BYTES = 1024
-
-
 def _check_s3_key(key: str, what: str) -> None:
     """Refuse, before S3 is asked, a key S3 cannot hold: botocore fails to send one that is not UTF-8,
     and S3 answers one over 1,024 bytes with an error of its own, not a 404."""
@@ -174,8 +171,8 @@ def _check_s3_key(key: str, what: str) -> None:
         size = len(key.encode())
     except UnicodeEncodeError:  # JSON's \ud800 escapes can spell a lone surrogate, which UTF-8 cannot
         raise BadRequest(f"{what} {shown(key)} is not valid Unicode: it has a lone surrogate") from None
-    if size > S3_KEY_BYTES:
-        raise BadRequest(f"{what} is {size:,} bytes of UTF-8; S3 keys are at most {S3_KEY_BYTES:,}: {shown(key)}")
+    if size > MAX_KEY_BYTES:
+        raise BadRequest(f"{what} is {size:,} bytes of UTF-8; S3 keys are at most {MAX_KEY_BYTES:,}: {shown(key)}")
 
 
 def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:

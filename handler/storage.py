@@ -21,7 +21,7 @@ SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object
 _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
-MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
+MAX_KEY_BYTES = 1024  # S3's longest object key, in bytes of UTF-8
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 
 
@@ -55,7 +55,7 @@ def result_key(prefix: str, source: str, options: Options) -> str:
         suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     key = f"{prefix}{source}{suffix}.{_EXTENSIONS[options.format]}"
     if len(key.encode()) > MAX_KEY_BYTES:
-        raise BadRequest(f"the result's key would be longer than S3's {MAX_KEY_BYTES} bytes: shorten the source's key")
+        raise BadRequest(f"the result's key would be longer than S3's {MAX_KEY_BYTES:,} bytes: shorten the source's key")
     return key
 
 

@@ -292,8 +292,11 @@ def test_accept_is_normalised_to_two_values_for_format_auto():
     auto = {"format": "auto", "signature": "ab" * 32}
     requests = [viewer_request(auto, accept) for accept in (CHROME, FIREFOX, SAFARI_13, "*/*", None)]
     requests.append(viewer_request({**auto, "format": " AUTO "}, CHROME))
+    # a weight of zero refuses the type, as the function itself reads Accept
+    weighted = ("image/webp;q=0, image/png", "image/webp; Q=0.000", "image/webp;q=0.5")
+    requests += [viewer_request(auto, accept) for accept in weighted]
     webp, png = "image/webp", "image/png"
-    assert accept_after_viewer_request(requests) == [webp, webp, png, png, png, webp]
+    assert accept_after_viewer_request(requests) == [webp, webp, png, png, png, webp, png, png, webp]
 
 
 def test_accept_does_not_split_the_cache_for_other_formats():

@@ -232,4 +232,4 @@ def test_a_key_too_long_for_its_result_is_a_permanent_failure(app, use_storage, 
     event = batch_event("1.0", INPUT_BUCKET, key)
     result = only_result(app.batch_handler(event, LambdaContext()), event)
     assert result["resultCode"] == "PermanentFailure"
-    assert result["resultString"].startswith("bad_request: the result's key would be longer than S3's 1024 bytes")
+    assert result["resultString"].startswith("bad_request: the result's key would be longer than S3's 1,024 bytes")

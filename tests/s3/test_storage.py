@@ -34,7 +34,7 @@ def test_sources_that_differ_only_in_their_extension_get_their_own_results():
 def test_a_result_key_over_s3s_limit_is_a_clear_bad_request():
     longest = "k" * (1024 - len("results/") - len(".png"))
     assert len(result_key("results/", longest, Options()).encode()) == 1024
-    with pytest.raises(BadRequest, match="longer than S3's 1024 bytes"):
+    with pytest.raises(BadRequest, match="longer than S3's 1,024 bytes"):
         result_key("results/", longest + "k", Options())
     with pytest.raises(BadRequest):
         result_key("results/", "ü" * 510, Options())  # 1,020 characters, 2,020 bytes
