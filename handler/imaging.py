@@ -17,7 +17,7 @@ from .png import encode_png
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-WEBP_MAX_SIDE = 16383
+MAX_SIDES = {"webp": 16383, "jpeg": 65500}  # what libwebp and libjpeg can hold; PNG has no such limit
 CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
@@ -272,8 +272,11 @@ def encode(pixels: np.ndarray, image_format: str, *, strips: StripPool = SERIAL)
     if image_format == "png":
         return encode_png(pixels, strips=strips)
     height, width = pixels.shape[:2]
-    if image_format == "webp" and max(width, height) > WEBP_MAX_SIDE:
-        raise TooLarge(f"WebP holds at most {WEBP_MAX_SIDE} pixels a side, the output is {width}x{height}: use max_size or png")
+    if max(width, height) > MAX_SIDES[image_format]:
+        raise TooLarge(
+            f"{image_format.upper()} holds at most {MAX_SIDES[image_format]} pixels a side, "
+            f"the output is {width}x{height}: use max_size or png"
+        )
     buffer = io.BytesIO()
     if image_format == "webp":
         Image.fromarray(pixels).save(buffer, format="WEBP", quality=90, method=4)
