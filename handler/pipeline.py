@@ -47,8 +47,13 @@ class Result:
         return imaging.MEDIA_TYPES[self.format]
 
 
-def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+def _shrink(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Colour and alpha at ``size``, resampled together: Pillow resizes RGBA premultiplied, so the
+    colours of transparent pixels (the old background, a source's hidden pixels) never bleed
+    into the edges they border, as they would if the colour were shrunk on its own."""
+    rgba = Image.fromarray(np.dstack((rgb, alpha)), "RGBA").resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    small = np.asarray(rgba)
+    return small[..., :3], small[..., 3]
 
 
 def segment(
@@ -130,7 +135,7 @@ def remove_background(
     if options.max_size:
         size = imaging.fit_within((mask.shape[1], mask.shape[0]), options.max_size)
         if size != (mask.shape[1], mask.shape[0]):
-            rgb, mask = _shrink(rgb, size), _shrink(mask, size)
+            rgb, mask = _shrink(rgb, mask, size)
 
     if options.mask:
         pixels = mask

@@ -136,6 +136,24 @@ def test_max_size_mask_is_the_full_mask_shrunk(run, mask):
     assert_masks_close(small, Image.fromarray(mask).resize((300, 200), Image.Resampling.LANCZOS), 0.01)
 
 
+@pytest.mark.parametrize("options", [Options(max_size=100), Options(max_size=100, background=(255, 255, 255))])
+def test_max_size_never_shows_colours_that_alpha_hid(run, options):
+    # GIVEN a red disc on pixels that are green but fully transparent: nothing green is visible
+    y, x = np.mgrid[0:400, 0:400]
+    pixels = np.zeros((400, 400, 4), np.uint8)
+    pixels[...] = (0, 255, 0, 0)
+    pixels[(x - 200) ** 2 + (y - 200) ** 2 < 100**2] = (255, 0, 0, 255)
+    # WHEN it is shrunk to a quarter (regression: colour and alpha were shrunk apart, and the
+    # disc's edge came out up to 59 levels green)
+    result = np.asarray(open_result(run(options, encode(Image.fromarray(pixels), "PNG")).data), np.float32)
+    # THEN no green shows: none composited from the cut-out, and over white the edge is red and
+    # white mixed (green as much as blue)
+    if result.shape[2] == 4:
+        assert (result[..., 1] * result[..., 3] / 255).max() <= 2
+    else:
+        assert (result[..., 1] - result[..., 2]).max() <= 2
+
+
 def test_crop_then_max_size(run):
     image = open_result(run(Options(crop=True, max_size=128)).data)
 
