@@ -122,6 +122,14 @@ def _load(image: Image.Image) -> Image.Image:
         raise UndecodableImage(f"the {image.format} image is truncated or corrupt and cannot be decoded") from None
 
 
+def rgb_profile(image: Image.Image) -> bytes | None:
+    """The image's ICC profile when it describes RGB pixels (Display P3 from iPhones, Adobe RGB
+    from cameras): outputs carry it on, so viewers show the colours the photo had. A CMYK or
+    grey source's profile no longer fits its pixels once they are RGB, and is left out."""
+    profile = image.info.get("icc_profile")
+    return profile if profile and profile[16:20] == b"RGB " else None
+
+
 def decode(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode image bytes into an upright RGB or RGBA image (first frame of animations)."""
     return _load(open_image(data, max_pixels=max_pixels))
@@ -267,10 +275,11 @@ def on_background(rgb: np.ndarray, alpha: np.ndarray, colour: tuple[int, int, in
     return np.asarray(background)
 
 
-def encode(pixels: np.ndarray, image_format: str, *, strips: StripPool = SERIAL) -> bytes:
-    """Encode an HxW, HxWx3 or HxWx4 uint8 array as png, webp or jpeg (PNG strips spread over ``strips``)."""
+def encode(pixels: np.ndarray, image_format: str, *, strips: StripPool = SERIAL, icc_profile: bytes | None = None) -> bytes:
+    """Encode an HxW, HxWx3 or HxWx4 uint8 array as png, webp or jpeg (PNG strips spread over
+    ``strips``), tagged with ``icc_profile`` when there is one."""
     if image_format == "png":
-        return encode_png(pixels, strips=strips)
+        return encode_png(pixels, strips=strips, icc_profile=icc_profile)
     height, width = pixels.shape[:2]
     if max(width, height) > MAX_SIDES[image_format]:
         raise TooLarge(
@@ -278,8 +287,9 @@ def encode(pixels: np.ndarray, image_format: str, *, strips: StripPool = SERIAL)
             f"the output is {width}x{height}: use max_size or png"
         )
     buffer = io.BytesIO()
+    tagged = {"icc_profile": icc_profile} if icc_profile else {}
     if image_format == "webp":
-        Image.fromarray(pixels).save(buffer, format="WEBP", quality=90, method=4)
+        Image.fromarray(pixels).save(buffer, format="WEBP", quality=90, method=4, **tagged)
     else:
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90, **tagged)
     return buffer.getvalue()

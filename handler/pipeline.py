@@ -114,6 +114,7 @@ def remove_background(
     clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
     guide = refine.working_photo(photo) if refine_edges or clean_colours else None
     source_alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
+    icc_profile = None if options.mask else imaging.rgb_profile(image)  # a mask is no colour to tag
     input_pixels = image.width * image.height
     # The arrays hold what is needed: the 36 MB of a 12 MP decode go before the full-resolution steps.
     del photo, image
@@ -146,7 +147,7 @@ def remove_background(
     del rgb, mask  # 48 MB at 12 MP that the encoder's own buffers need not sit on
     height, width = pixels.shape[:2]
     stopwatch.lap("compositing")
-    data = imaging.encode(pixels, options.format, strips=strips)
+    data = imaging.encode(pixels, options.format, strips=strips, icc_profile=icc_profile)
     stopwatch.lap("encoding")
     return Result(
         data=data,

@@ -161,12 +161,15 @@ def _trial(scanlines: np.ndarray, bpp: int, level: int, strips: StripPool) -> Co
     return codings[sizes.index(min(sizes))]
 
 
-def encode_png(pixels: np.ndarray, *, level: int | None = None, strips: StripPool = SERIAL) -> bytes:
+def encode_png(
+    pixels: np.ndarray, *, level: int | None = None, strips: StripPool = SERIAL, icc_profile: bytes | None = None
+) -> bytes:
     """Encode an HxW or HxWxC (C = 1 to 4) uint8 array as a PNG.
 
     :param level: zlib-ng compression level, 1 (fastest) to 9 (smallest); by default the one
         ``LEVELS`` gives the image's size.
     :param strips: the pool that filters and deflates the strips.
+    :param icc_profile: an ICC profile for the pixels, written as the iCCP chunk.
     """
     if pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be uint8, not {pixels.dtype}")
@@ -191,4 +194,6 @@ def encode_png(pixels: np.ndarray, *, level: int | None = None, strips: StripPoo
 
     deflated = strips.over_rows(deflate_strip, height, rows_per_strip)
     idat = b"".join((_zlib_header(level), *deflated, struct.pack(">I", zlib_ng.adler32(stream))))
-    return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
+    # iCCP: a profile name, a null, compression method 0 (deflate) and the deflated profile.
+    profile = [_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile))] if icc_profile else []
+    return b"".join((SIGNATURE, _chunk(b"IHDR", header), *profile, _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))

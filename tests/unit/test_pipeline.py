@@ -154,6 +154,37 @@ def test_max_size_never_shows_colours_that_alpha_hid(run, options):
         assert (result[..., 1] - result[..., 2]).max() <= 2
 
 
+def icc_profile(colour_space: bytes = b"RGB ") -> bytes:
+    """A real RGB profile (littleCMS's sRGB), its colour space field set to ``colour_space``."""
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[16:20] = colour_space
+    return bytes(profile)
+
+
+@pytest.mark.parametrize("source_format", ["JPEG", "PNG", "WEBP", "HEIF"])
+@pytest.mark.parametrize("options", [Options(), Options(format="webp"), Options(background=(255, 255, 255), format="jpeg")])
+def test_an_rgb_icc_profile_is_carried_to_the_output(run, source_format, options):
+    # GIVEN a photo tagged with an RGB profile (an iPhone's Display P3, a camera's Adobe RGB)
+    profile = icc_profile()
+    photo = example_photo("coffee", (300, 200))
+    data = encode(photo, source_format, icc_profile=profile)
+    # WHEN it is cut out, THEN the output carries the same profile, so its colours mean what they did
+    output = open_result(run(options, data).data)
+    assert output.info.get("icc_profile") == profile
+
+
+def test_profiles_that_no_longer_fit_the_pixels_are_left_out(run):
+    # A CMYK JPEG's profile describes CMYK, not the RGB the cut-out has; a mask is no colour at all
+    cmyk = encode(example_photo("coffee", (300, 200)).convert("CMYK"), "JPEG", icc_profile=icc_profile(b"CMYK"))
+    rgb = encode(example_photo("coffee", (300, 200)), "PNG", icc_profile=icc_profile())
+    untagged = encode(example_photo("coffee", (300, 200)), "PNG")
+    assert "icc_profile" not in open_result(run(Options(), cmyk).data).info
+    assert "icc_profile" not in open_result(run(Options(mask=True), rgb).data).info
+    assert b"iCCP" not in run(Options(), untagged).data
+
+
 def test_crop_then_max_size(run):
     image = open_result(run(Options(crop=True, max_size=128)).data)
 
