@@ -107,9 +107,14 @@ class Storage:
         import boto3
         from botocore.config import Config
 
-        # SigV4 for presigned URLs (required by KMS-encrypted buckets and newer regions);
-        # adaptive retries back off on 503 SlowDown instead of failing the image.
-        config = Config(signature_version="s3v4", retries={"mode": "adaptive", "max_attempts": 5})
+        # SigV4 for presigned URLs (required by KMS-encrypted buckets and newer regions), on the
+        # bucket's regional host: the global one redirects a new bucket outside us-east-1 for up
+        # to a day, and a redirected presigned request fails its signature (and a browser's CORS
+        # preflight cannot follow it). Adaptive retries back off on 503 SlowDown instead of
+        # failing the image.
+        config = Config(
+            signature_version="s3v4", s3={"addressing_style": "virtual"}, retries={"mode": "adaptive", "max_attempts": 5}
+        )
         return boto3.client("s3", config=config)
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:

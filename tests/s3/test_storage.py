@@ -1,5 +1,6 @@
 """handler.storage against a real S3 server over HTTP: keys, size checks, metadata, presigned links."""
 
+import urllib.parse
 import urllib.request
 from urllib.parse import unquote
 
@@ -94,6 +95,22 @@ def test_get_of_the_version_a_head_saw_fails_if_the_object_was_replaced_since(s3
     # THEN nothing of the new version was taken for the old one, and a fresh read gets the new one
     assert replaced["etag"] != seen.etag
     assert storage.get(INPUT_BUCKET, "uploads/p.jpg", max_bytes=1000) == (b"second", replaced["etag"])
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "ap-southeast-2"])  # us-east-1 is the global host itself
+def test_presigned_urls_name_the_buckets_regional_host(monkeypatch, region):
+    # Deployed there is no endpoint override: a link on the global s3.amazonaws.com host is
+    # redirected for a new bucket outside us-east-1, and the redirected request fails its signature
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # presigning signs locally: any key will do
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    storage = Storage()
+    host = f"bgremove-output.s3.{region}.amazonaws.com"
+    assert urllib.parse.urlsplit(storage.presign_get("bgremove-output", "results/a.png", expires_in=60)).hostname == host
+    put = storage.presign_put("bgremove-output", "uploads/a.jpg", content_type="image/jpeg", size=10, expires_in=60)
+    assert urllib.parse.urlsplit(put).hostname == host
 
 
 def test_presigned_get_returns_the_object(s3):
