@@ -191,6 +191,16 @@ def test_cdn_is_on_by_default_and_can_be_turned_off():
     assert not sam_template.condition_holds(TEMPLATE, "CdnEnabled", {**DEFAULTS, "EnableCdn": "false"})
 
 
+def test_the_api_has_one_stage_and_it_is_the_metered_one():
+    # SAM's deployment makes a second stage, "Stage", unless the API names its OpenApiVersion
+    expanded = sam_template.expand(sam_template.load())["Resources"]
+    deployments = [resource for resource in expanded.values() if resource["Type"] == "AWS::ApiGateway::Deployment"]
+    stages = [resource for resource in expanded.values() if resource["Type"] == "AWS::ApiGateway::Stage"]
+    assert [deployment["Properties"].get("StageName") for deployment in deployments] == [None]
+    assert [stage["Properties"]["StageName"] for stage in stages] == ["v1"]
+    assert expanded["Api"]["Properties"]["Body"]["swagger"] == "2.0"
+
+
 def test_cdn_talks_https_only_to_viewers_and_to_the_api_stage():
     (origin,) = cdn()["Origins"]
     assert origin["DomainName"] == {"Fn::Sub": "${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
