@@ -353,7 +353,19 @@ def test_bucket_refuses_plain_http(bucket):
         and statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}
         for statement in statements
     )
-    assert all(statement["Effect"] == "Deny" for statement in statements), "bucket policies only take rights away"
+    grants = [statement for statement in statements if statement["Effect"] != "Deny"]
+    assert all(statement["Sid"] == "InventoryReportsIntoManifests" for statement in grants), "only S3 Inventory is let in"
+
+
+def test_only_s3_inventory_of_the_input_bucket_may_write_manifests_into_the_output_bucket():
+    (policy,) = [p for p in of_type("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": "OutputBucket"}]
+    (grant,) = [statement for statement in policy["Properties"]["PolicyDocument"]["Statement"] if statement["Effect"] == "Allow"]
+    assert grant["Principal"] == {"Service": "s3.amazonaws.com"} and grant["Action"] == "s3:PutObject"
+    assert grant["Resource"] == {"Fn::Sub": "${OutputBucket.Arn}/batch-jobs/manifests/*"}
+    assert grant["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": ["InputBucket", "Arn"]}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
 
 
 def test_only_uploads_notify_and_only_the_queue():
