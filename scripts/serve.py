@@ -34,6 +34,10 @@ import local_s3
 from invoke import REPO_ROOT, LambdaContext, load_handler
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# Lambda's synchronous invocation takes at most 6 MB of event: the base64 body and the rest.
+# Past it Lambda refuses the invoke and API Gateway answers its own 502 (about 4.7 MB of raw
+# body, 3.5 MB of image as base64 in JSON, which REST APIs with */* encode a second time).
+MAX_EVENT_BYTES = 6 * 1024 * 1024
 STATIC_FILES = {
     "/openapi.json": (REPO_ROOT / "openapi.json", "application/json"),
     "/": (REPO_ROOT / "web" / "index.html", "text/html; charset=utf-8"),
@@ -258,6 +262,9 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
             self._send(refused.status, [("Content-Type", "application/json"), ("Connection", "close")], refused.body)
             return
         event = self.server.build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        if len(json.dumps(event)) > MAX_EVENT_BYTES:
+            self._send(502, [("Content-Type", "application/json")], b'{"message":"Internal server error"}')
+            return
         try:
             response = self.server.invoke(event)
         except Exception:  # a handler that raises is a 502 at API Gateway too; the trace goes to stderr

@@ -508,6 +508,13 @@ def test_both_functions_run_the_same_image_with_their_own_handler():
     assert RESOURCES["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway stops waiting after 29 s"
 
 
+def test_the_api_takes_only_bodies_that_fit_in_a_lambda_invocation():
+    # Lambda takes 6 MB of event; the body arrives base64-encoded, beside headers and context
+    limit = int(RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]["MAX_INPUT_BYTES"])
+    assert 4 * -(-limit // 3) + 64 * 1024 <= 6 * 1024 * 1024
+    assert limit >= 4_000_000  # and it stays large enough for a typical 12 MP phone JPEG
+
+
 def test_environment_names_are_the_ones_the_code_reads():
     source = (ROOT / "handler" / "settings.py").read_text()
     read = {

@@ -100,6 +100,15 @@ def test_errors_pass_through_as_json(server):
     assert json.loads(body)["error"]["code"] == "unsupported_media_type"
 
 
+def test_a_body_past_lambdas_invocation_limit_gets_api_gateways_502(server):
+    # API Gateway takes 10 MB, but Lambda takes at most 6 MB of event, the body in base64 among it:
+    # 4.5 MB still reaches the function (its own 415 for bytes that are no image), 4.8 MB does not
+    status, headers, body = fetch(f"{server}/remove", data=b"\0" * 4_500_000, headers={"Content-Type": "image/jpeg"})
+    assert status == 415 and json.loads(body)["error"]["code"] == "unsupported_media_type"
+    status, headers, body = fetch(f"{server}/remove", data=b"\0" * 4_800_000, headers={"Content-Type": "image/jpeg"})
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+
+
 def test_cors_preflight(server):
     status, headers, body = fetch(
         f"{server}/remove", method="OPTIONS", headers={"Origin": "http://localhost:8000", "Access-Control-Request-Method": "POST"}
