@@ -133,7 +133,7 @@ def _stored_bytes(location: ObjectRef, stored: ObjectInfo, *, storage: Storage) 
 def _max_age(request: CutoutRequest, longest: int) -> int:
     """Seconds a cache may keep the answer: never past the signed URL's own expiry, which a
     cache serving its copy would otherwise outlive (CloudFront answers without asking us)."""
-    return longest if request.seconds_left is None else max(0, min(longest, request.seconds_left))
+    return longest if request.seconds_left is None else min(longest, request.seconds_left)
 
 
 def _redirect(cutout: Cutout, request: CutoutRequest, *, storage: Storage, settings: Settings) -> Response:

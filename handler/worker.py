@@ -28,11 +28,12 @@ def created_objects(notification: dict) -> list[ObjectRef]:
     :raises ValueError: anything else without records (a message sent by hand, an SNS
         envelope), so that it fails and reaches the dead-letter queue instead of vanishing.
     """
-    if not isinstance(notification, dict) or "Records" not in notification:
-        if isinstance(notification, dict) and notification.get("Event") == "s3:TestEvent":
-            return []
-        shape = sorted(notification)[:5] if isinstance(notification, dict) else type(notification).__name__
-        raise ValueError(f"not an S3 event notification (no Records): {shape}")
+    if not isinstance(notification, dict):
+        raise ValueError(f"not an S3 event notification: a JSON {type(notification).__name__}")
+    if notification.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" not in notification:
+        raise ValueError(f"not an S3 event notification (no Records): {sorted(notification)[:5]}")
     return [
         ObjectRef(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
         for record in S3Event(notification).records

@@ -262,11 +262,9 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
             self._send(refused.status, [("Content-Type", "application/json"), ("Connection", "close")], refused.body)
             return
         event = self.server.build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-        if len(json.dumps(event)) > MAX_EVENT_BYTES:
-            self._send(502, [("Content-Type", "application/json")], b'{"message":"Internal server error"}')
-            return
         try:
-            response = self.server.invoke(event)
+            # Lambda refuses an event over its limit: no invocation, so the same 502 as a failed one
+            response = self.server.invoke(event) if len(json.dumps(event)) <= MAX_EVENT_BYTES else {}
         except Exception:  # a handler that raises is a 502 at API Gateway too; the trace goes to stderr
             traceback.print_exc()
             response = {}
