@@ -71,7 +71,12 @@ def plan(inputs: list[Path], output: Path, extension: str) -> list[tuple[Path, P
     pairs = []
     for source in inputs:
         if source.is_dir():
+            # An output folder inside the input holds the last run's results, not photos to cut out.
+            results = output.resolve()
+            inside = results.relative_to(source.resolve()).parts if results.is_relative_to(source.resolve()) else ()
             for path in sorted(source.rglob("*")):
+                if inside and path.relative_to(source).parts[: len(inside)] == inside:
+                    continue
                 if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
                     pairs.append((path, output / path.relative_to(source).with_suffix(extension)))
         else:
@@ -121,12 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     strips = StripPool(settings.threads)
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
+    sources = {source.resolve() for source, _ in pairs}
     started = time.perf_counter()
     for done, (source, destination) in enumerate(pairs, start=1):
         image_started = time.perf_counter()
         try:
             if destination in written:
                 raise ServiceError(f"would overwrite the result of {written[destination]}")
+            # Written into the input folder, a.jpg's result is a.png: perhaps a photo not yet read.
+            if destination.resolve() in sources:
+                raise ServiceError(f"would overwrite the input {destination}")
             result = remove_background(
                 source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
             )

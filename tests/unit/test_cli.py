@@ -196,3 +196,28 @@ def test_an_output_file_named_for_another_format_is_refused(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "does not match --format webp" in capsys.readouterr().err
     assert not (tmp_path / "cutout.png").exists()
+
+
+def test_a_result_never_overwrites_an_input(tmp_path, jpeg, capsys):
+    # Into the input folder: cup.jpg's result is cup.png, the name of another photo there.
+    photo = encode(example_photo("chelsea", SMALL), "PNG")
+    (tmp_path / "cup.jpg").write_bytes(jpeg)
+    (tmp_path / "cup.png").write_bytes(photo)
+
+    assert main([str(tmp_path), "-o", str(tmp_path), "--mask"]) == 1
+
+    assert (tmp_path / "cup.png").read_bytes() == photo
+    assert f"failed: {tmp_path / 'cup.jpg'}: would overwrite the input {tmp_path / 'cup.png'}" in capsys.readouterr().err
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path, jpeg, capsys):
+    source = tmp_path / "photos"
+    source.mkdir()
+    (source / "cup.jpg").write_bytes(jpeg)
+    output = source / "cutouts"
+
+    for _ in range(2):
+        assert main([str(source), "-o", str(output)]) == 0
+        assert "done 1, failed 0" in capsys.readouterr().out
+
+    assert [path.relative_to(output).as_posix() for path in output.rglob("*")] == ["cup.png"]
