@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     from .settings import Settings
 
     settings = Settings.from_env()
-    segmenter = Segmenter(args.model or settings.model_path, threads=settings.threads)
+    model = args.model or settings.model_path
+    try:
+        segmenter = Segmenter(model, threads=settings.threads)
+    except Exception as error:  # ONNX Runtime's load errors (no such file, not a model) share no narrower base
+        parser.error(f"cannot load the model {model}: {error}")
     strips = StripPool(settings.threads)
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}

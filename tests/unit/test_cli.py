@@ -221,3 +221,16 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path,
         assert "done 1, failed 0" in capsys.readouterr().out
 
     assert [path.relative_to(output).as_posix() for path in output.rglob("*")] == ["cup.png"]
+
+
+@pytest.mark.parametrize("model", ["nowhere.onnx", "not-a-model.onnx"])
+def test_a_model_that_cannot_be_loaded_exits_2_without_a_traceback(tmp_path, jpeg, capsys, model):
+    source = tmp_path / "cup.jpg"
+    source.write_bytes(jpeg)
+    (tmp_path / "not-a-model.onnx").write_bytes(jpeg)
+
+    with pytest.raises(SystemExit) as exited:
+        main([str(source), "-o", str(tmp_path / "out"), "--model", str(tmp_path / model)])
+
+    assert exited.value.code == 2
+    assert f"cannot load the model {tmp_path / model}" in capsys.readouterr().err
