@@ -157,3 +157,27 @@ def test_a_stored_result_link_is_shown_and_offered_for_download(page, stored_res
         # AND, since the page may not read it, is shown and linked from the URL itself
         assert page.get_attribute("#download", "href") == url
         expect(page.locator("#status")).to_contain_text("stored as results/chelsea.png")
+
+
+def test_an_earlier_photo_answered_last_does_not_replace_the_later_ones_result(page):
+    # GIVEN a first photo whose answer is held back, as a bigger photo's is by its upload and its work
+    held = []
+    page.route("**/remove?*", lambda route: route.continue_() if held else held.append(route))
+    page.set_input_files("#file", PHOTO)
+    while not held:
+        page.wait_for_timeout(50)
+
+    # WHEN a second photo is chosen and comes back first
+    second = PHOTO.with_name("coffee.jpg")
+    page.set_input_files("#file", second)
+    expect(page.locator("#result-info")).to_contain_text("600×400")
+
+    # AND then the first photo's answer arrives
+    with page.expect_response("**/remove?*"):
+        held[0].continue_()
+    page.wait_for_timeout(1000)
+
+    # THEN the page still shows the second photo's result, under its name
+    expect(page.locator("#result-info")).to_contain_text("600×400")
+    expect(page.locator("#status")).to_contain_text(f"{second.stat().st_size / 1024:.1f} KB in")
+    assert page.get_attribute("#download", "download") == "coffee-cutout.png"
