@@ -254,12 +254,14 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
         return b"".join(chunks)
 
     def _proxy(self) -> None:
-        if self._serve_static() or self._serve_local():
-            return
+        # Read before any route answers, also those that ignore it: a body left unread would be
+        # parsed as the next request on the connection.
         try:
             body = self._read_body()
         except Refused as refused:
             self._send(refused.status, [("Content-Type", "application/json"), ("Connection", "close")], refused.body)
+            return
+        if self._serve_static() or self._serve_local():
             return
         event = self.server.build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         try:

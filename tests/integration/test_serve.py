@@ -134,6 +134,17 @@ def test_demo_page_is_served_at_the_root(server):
     assert body == page.read_bytes()
 
 
+@pytest.mark.parametrize("path", ["/", "/openapi.json"])
+def test_a_body_sent_to_a_served_file_is_read_and_not_taken_for_the_next_request(server, path):
+    hidden = b"POST /remove HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
+    request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(hidden)}\r\n\r\n".encode() + hidden
+    with connect(server) as connection, connection.makefile("rb") as stream:
+        connection.sendall(request + b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(stream)[0] == 200
+        status, headers, _ = read_response(stream)
+        assert (status, headers["Content-Type"]) == (200, "application/json")
+
+
 def test_chunked_jpeg_comes_back_as_a_png(server, photo):
     """What `curl -T -` and `requests` with a generator body send: no Content-Length, the body in chunks."""
     request = POST_JPEG + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(photo, 3)
