@@ -166,11 +166,12 @@ class LocalApi(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address, *, handler, http_api: bool, local: local_s3.LocalS3 | None = None):
+        # Before the socket is bound: a bind that fails calls server_close, which shuts this down.
+        self.lambda_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
         super().__init__(address, ApiGatewayRequestHandler)
         self.handler = handler
         self.build_event = http_event if http_api else rest_event
         self.local = local
-        self.lambda_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
 
     def invoke(self, event: dict) -> dict:
         return self.lambda_thread.submit(self.handler, event, LambdaContext()).result()
@@ -300,7 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     secret_given = bool(os.environ.get("URL_SIGNING_SECRET"))
     # Before the handler is imported: it reads the buckets and the secret from the environment at import.
     local = local_s3.start(images) if args.local_s3 else None
-    server = LocalApi((args.host, args.port), handler=load_handler("api"), http_api=args.http_api, local=local)
+    handler = load_handler("api")
+    try:
+        server = LocalApi((args.host, args.port), handler=handler, http_api=args.http_api, local=local)
+    except OSError as error:
+        if local is not None:
+            local.stop()
+        parser.error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
     host, port = server.server_address[:2]
     kind = "HTTP API (payload v2)" if args.http_api else "REST API (payload v1)"
     print(f"serving http://{host}:{port} with {kind} events; POST /remove, GET /cutouts/{{key}}, GET /openapi.json", flush=True)

@@ -208,3 +208,15 @@ def test_malformed_framing_is_a_json_400_and_the_server_carries_on(server, frami
         assert json.loads(body)["error"]["code"] == "bad_request"
         assert stream.read() == b""  # where this request ends is unknown: no next request is read from it
     assert fetch(f"{server}/openapi.json")[0] == 200
+
+
+def test_a_port_in_use_is_said_plainly():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        completed = subprocess.run(
+            [sys.executable, "scripts/serve.py", "--port", str(port)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        )
+
+    assert completed.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in completed.stderr
+    assert "Traceback" not in completed.stderr
