@@ -181,3 +181,20 @@ def test_an_earlier_photo_answered_last_does_not_replace_the_later_ones_result(p
     expect(page.locator("#result-info")).to_contain_text("600×400")
     expect(page.locator("#status")).to_contain_text(f"{second.stat().st_size / 1024:.1f} KB in")
     assert page.get_attribute("#download", "download") == "coffee-cutout.png"
+
+
+def test_an_error_naming_a_long_url_wraps_on_a_phone(page):
+    # GIVEN a phone-sized screen and an API base URL where nothing answers
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("summary")
+    page.fill("#api-base", "http://127.0.0.1:9/a/stage/path")
+    page.check("#crop")
+    page.select_option("#refine", "true")
+    page.check("#hard")
+
+    # WHEN a photo is sent
+    page.set_input_files("#file", PHOTO)
+
+    # THEN the error, which names the whole request URL, wraps inside the screen
+    expect(page.locator("#status")).to_contain_text("could not reach the API at http://127.0.0.1:9/a/stage/path/remove?")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
