@@ -6,6 +6,7 @@
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders (folders are walked recursively)"
     )
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output file (one input file) or folder, e.g. -o out/")
+    parser.add_argument("-o", "--output", required=True, help="output file (one input file) or folder, e.g. -o out/")
     parser.add_argument(
         "--format", default="png", help="png (default), webp, or jpeg with --background or --mask; e.g. --format webp"
     )
@@ -63,10 +64,14 @@ def parse_options(args: argparse.Namespace) -> Options:
     )
 
 
-def plan(inputs: list[Path], output: Path, extension: str) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs: folders mirror their tree under ``output``."""
+def plan(inputs: list[Path], output: Path, extension: str, *, into_folder: bool = False) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: folders mirror their tree under ``output``.
+
+    One input file goes to ``output`` itself when that names a file (it has a suffix and is
+    not an existing folder); ``into_folder`` says it is a folder anyway (``-o out.v2/``).
+    """
     single_file = len(inputs) == 1 and inputs[0].is_file()
-    if single_file and not output.is_dir() and output.suffix:
+    if single_file and not into_folder and not output.is_dir() and output.suffix:
         return [(inputs[0], output)]
     pairs = []
     for source in inputs:
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
     extension = EXTENSIONS[options.format]
-    pairs = plan(args.inputs, args.output, extension)
+    # Path() drops a trailing slash, the one sign that "out.v2/" is a folder and not a file.
+    pairs = plan(args.inputs, Path(args.output), extension, into_folder=args.output.endswith(("/", os.sep)))
     if not pairs:
         parser.error("no images found in the inputs")
     suffix = pairs[0][1].suffix.lower()

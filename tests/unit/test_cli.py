@@ -39,6 +39,15 @@ def test_single_file_into_a_folder(tmp_path, jpeg):
     assert open_result((tmp_path / "out" / "cup.png").read_bytes()).mode == "L"
 
 
+def test_an_output_ending_in_a_slash_is_a_folder_even_with_a_dot_in_its_name(tmp_path, jpeg):
+    source = tmp_path / "cup.jpg"
+    source.write_bytes(jpeg)
+
+    assert main([str(source), "-o", f"{tmp_path / 'out.v2'}/"]) == 0
+
+    assert open_result((tmp_path / "out.v2" / "cup.png").read_bytes()).mode == "RGBA"
+
+
 def test_folder_tree_is_mirrored_with_the_format_extension(tmp_path, jpeg, capsys):
     source = tmp_path / "in"
     (source / "a" / "deep").mkdir(parents=True)
