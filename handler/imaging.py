@@ -79,6 +79,8 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     """RGB, or RGBA where the source has transparency: the only modes past this point."""
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
         image = _to_eight_bit(image)
+    if image.mode == "La":  # a TIFF's premultiplied grey: Pillow converts it to LA only, not to RGBA
+        image = image.convert("LA")
     if _has_transparency(image):
         return image if image.mode == "RGBA" else image.convert("RGBA")
     return image if image.mode == "RGB" else image.convert("RGB")

@@ -1,6 +1,7 @@
 """Decoding untrusted bytes: every format by content, every colour mode, EXIF orientation,
 size limits, and a typed error (never another exception) for everything that is not an image."""
 
+import struct
 import subprocess
 import sys
 import zlib
@@ -115,6 +116,20 @@ def test_palette_with_transparency_becomes_rgba_with_that_colour_transparent():
     alpha = np.asarray(image.getchannel("A"))
     expected = (np.asarray(source) != corner_index) * 255
     assert np.array_equal(alpha, expected)
+
+
+def test_grey_tiff_with_premultiplied_alpha_becomes_rgba():
+    # Regression: Pillow opens it as La, which it converts to LA only: it was refused as corrupt.
+    unassociated = encode(Image.frombytes("LA", (3, 1), bytes([10, 0, 100, 128, 200, 255])), "TIFF")
+    extra_samples = struct.pack("<HHI", 338, 3, 1)  # one SHORT: 2 is unassociated alpha, 1 premultiplied
+    data = unassociated.replace(extra_samples + b"\x02\x00", extra_samples + b"\x01\x00")
+    assert data != unassociated
+
+    image = decode(data)
+
+    assert image.mode == "RGBA"
+    assert np.asarray(image)[0, :, 3].tolist() == [0, 128, 255]
+    assert np.asarray(image)[0, 1:, :3].tolist() == [[199, 199, 199], [200, 200, 200]]  # 100 at alpha 128, unmixed
 
 
 def test_sixteen_bit_grey_is_scaled_not_clamped():
