@@ -106,6 +106,13 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
         ) from None
     except Exception:  # a header that identifies a format and then breaks its parser
         raise UndecodableImage("the image header is corrupt") from None
+    grey_bits = data[24] if image.format == "PNG" and image.mode == "L" and data[12:16] == b"IHDR" else 8
+    if grey_bits in (2, 4) and "transparency" in image.info:
+        # Pillow decodes 2- and 4-bit grey scaled up to 0-255 but keeps the tRNS grey value as stored
+        # (0-3, 0-15), where it matches no pixel: the pixels PNG makes transparent stayed opaque.
+        # Scaled from its low bits, as libpng does: Pillow's own writer stores it scaled already.
+        levels = 2**grey_bits - 1
+        image.info["transparency"] = (image.info["transparency"] & levels) * (255 // levels)
     width, height = image.size
     if width * height > max_pixels:
         raise TooLarge(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")

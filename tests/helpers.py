@@ -56,10 +56,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def raw_png(width: int, height: int, *, bit_depth: int, colour_type: int, idat: bytes) -> bytes:
-    """A PNG written chunk by chunk: for what Pillow cannot save (16-bit RGB, lying headers)."""
+def raw_png(width: int, height: int, *, bit_depth: int, colour_type: int, idat: bytes, transparent: int | None = None) -> bytes:
+    """A PNG written chunk by chunk: for what Pillow cannot save (16-bit RGB, lying headers).
+
+    :param transparent: a grey value to mark transparent with a tRNS chunk (greyscale only).
+    """
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    trns = b"" if transparent is None else _chunk(b"tRNS", struct.pack(">H", transparent))  # goes before the image data
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + trns + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def png16(pixels: np.ndarray, *, transparent: int | None = None) -> bytes:
@@ -71,11 +75,8 @@ def png16(pixels: np.ndarray, *, transparent: int | None = None) -> bytes:
     rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
     filtered = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 on every row
     colour_type = 2 if pixels.ndim == 3 else 0
-    data = raw_png(width, height, bit_depth=16, colour_type=colour_type, idat=zlib.compress(filtered.tobytes()))
-    if transparent is None:
-        return data
-    idat = data.index(b"IDAT") - 4  # tRNS goes before the image data
-    return data[:idat] + _chunk(b"tRNS", struct.pack(">H", transparent)) + data[idat:]
+    idat = zlib.compress(filtered.tobytes())
+    return raw_png(width, height, bit_depth=16, colour_type=colour_type, idat=idat, transparent=transparent)
 
 
 def open_result(data: bytes) -> Image.Image:

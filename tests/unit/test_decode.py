@@ -161,6 +161,24 @@ def test_sixteen_bit_grey_with_a_transparent_value_becomes_rgba():
     assert np.array_equal(alpha, np.where(grey == 257 * 10, 0, 255))
 
 
+@pytest.mark.parametrize("bit_depth", [2, 4])
+@pytest.mark.parametrize("scaled", [False, True], ids=["as PNG stores it", "scaled, as Pillow writes it"])
+def test_low_bit_depth_grey_with_a_transparent_value_becomes_rgba(bit_depth, scaled):
+    # Regression: Pillow scales 2- and 4-bit grey to 0-255 but not the tRNS value, so no pixel was transparent.
+    levels = 2**bit_depth - 1
+    values = np.arange(16) % (levels + 1)
+    row = (values.reshape(-1, 8 // bit_depth) << np.arange(8 - bit_depth, -1, -bit_depth)).sum(axis=1).astype(np.uint8)
+    idat = zlib.compress((b"\0" + row.tobytes()) * 2)  # two rows, filter type 0
+    key = 255 // levels if scaled else 1  # the grey value 1
+
+    image = decode(raw_png(16, 2, bit_depth=bit_depth, colour_type=0, idat=idat, transparent=key))
+
+    assert image.mode == "RGBA"
+    pixels = np.asarray(image)
+    assert pixels[0, :, 0].tolist() == (values * (255 // levels)).tolist()
+    assert pixels[..., 3].tolist() == 2 * [np.where(values == 1, 0, 255).tolist()]
+
+
 def test_sixteen_bit_rgb_keeps_its_colours(photo):
     pixels = np.asarray(photo, dtype=np.uint16) * 257
 
