@@ -5,6 +5,7 @@ about the model or about AWS.
 """
 
 import io
+import struct
 import threading
 import warnings
 
@@ -121,11 +122,23 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     return image
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image. EXIF that Pillow cannot read to its end stops no
+    decode: Pillow keeps what it read before the error, as it does for a JPEG's while opening it
+    (when no JFIF density names the dpi), so every later read, exif_transpose's too, agrees."""
+    try:
+        exif = image.getexif()
+    except (SyntaxError, struct.error):  # what Pillow's JPEG plugin takes for unreadable EXIF
+        exif = image.getexif()
+    return exif.get(ExifTags.Base.Orientation, 1)
+
+
 def _load(image: Image.Image) -> Image.Image:
     """Decode an opened image (first frame of animations), upright, in RGB or RGBA."""
     try:
         image.load()
-        ImageOps.exif_transpose(image, in_place=True)  # in place: no full-size copy of upright photos
+        if _orientation(image) != 1:
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no full-size copy of upright photos
         return _normalise_mode(image)
     except Exception:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise UndecodableImage(f"the {image.format} image is truncated or corrupt and cannot be decoded") from None
@@ -146,8 +159,7 @@ def decode(data: bytes, *, max_pixels: int) -> Image.Image:
 
 def upright_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) of an opened image once decoded upright: EXIF orientations 5-8 swap the sides."""
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    return (image.height, image.width) if orientation in (5, 6, 7, 8) else image.size
+    return (image.height, image.width) if _orientation(image) in (5, 6, 7, 8) else image.size
 
 
 def decode_preview(image: Image.Image, *, min_side: int) -> Image.Image | None:

@@ -263,6 +263,18 @@ def test_exif_orientation_is_applied_once(photo, orientation):
     assert np.abs(np.asarray(twice, dtype=np.int16) - np.asarray(once, dtype=np.int16)).mean() < 2
 
 
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_unreadable_exif_does_not_stop_the_decode(segmenter, photo, image_format):
+    # Regression: EXIF that is no TIFF structure made the orientation's read raise, so a sound
+    # image was refused as corrupt (422), and a JPEG whose JFIF names its dpi (Pillow then leaves
+    # the EXIF unread while opening it) raised out of the pipeline's upright_size: a 500.
+    data = encode(photo, image_format, exif=b"Exif\x00\x00not a TIFF header", dpi=(300, 300))
+
+    result = remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=LIMIT)
+
+    assert (result.width, result.height) == photo.size
+
+
 def test_decompression_bomb_in_a_tiny_png_is_too_large():
     # 20000x20000 declared in the header, no pixel data: rejected from the header alone, by
     # Pillow's own check (at twice the limit) as it opens the file.
