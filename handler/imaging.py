@@ -21,6 +21,9 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 MAX_SIDES = {"webp": 16383, "jpeg": 65500}  # what libwebp and libjpeg can hold; PNG has no such limit
 CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
+# A phone's JPEG with a second picture (an iPhone's HDR gain map) opens as MPO: its first
+# picture is a JPEG like any other, with libjpeg's reduced decodes.
+JPEG_FORMATS = ("JPEG", "MPO")
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -170,7 +173,7 @@ def decode_preview(image: Image.Image, *, min_side: int) -> Image.Image | None:
     decode and antialiases as well as a box filter: a cheap, clean source for the model's
     320x320 input.
     """
-    if image.format != "JPEG" or min(image.size) < 2 * min_side:
+    if image.format not in JPEG_FORMATS or min(image.size) < 2 * min_side:
         return None
     scale = min_side / min(image.size)
     image.draft(image.mode if image.mode == "CMYK" else "RGB", (round(image.width * scale), round(image.height * scale)))

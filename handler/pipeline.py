@@ -64,7 +64,7 @@ def segment(
     header = imaging.open_image(data, max_pixels=max_pixels)
     # Read before decode_preview's draft shrinks the header and its exif_transpose drops the
     # orientation; a JPEG's EXIF comes with its header (a PNG's may need a full decode).
-    size = imaging.upright_size(header) if header.format == "JPEG" else None
+    size = imaging.upright_size(header) if header.format in imaging.JPEG_FORMATS else None
     # Big photos return the model's memory before their full-size work starts; small ones
     # keep it for the next request.
     release_memory = header.width * header.height >= LARGE_IMAGE_PIXELS

@@ -1,5 +1,7 @@
 """The reduced JPEG decode that feeds the model, and the pipeline that uses it."""
 
+import io
+
 import numpy as np
 import pytest
 from helpers import encode, example_photo, mask_mae, open_result
@@ -54,6 +56,19 @@ def test_preview_path_gives_the_mask_of_the_full_decode(big_photo, segmenter):
     direct = upsample(segmenter.predict_small(full), full.size)
     assert via_preview.shape == direct.shape == (2000, 3000)
     assert mask_mae(via_preview, direct) <= 0.01  # the core's scale-invariance bound
+
+
+def test_a_jpeg_with_a_second_picture_is_cut_out_as_its_first_picture_is(big_photo, segmenter):
+    # GIVEN the same photo as a JPEG and as an MPO, the JPEG with a second picture appended (an
+    # iPhone's gain map): Pillow opens the latter as format MPO
+    jpeg = encode(big_photo, "JPEG", quality=90)
+    buffer = io.BytesIO()
+    big_photo.save(buffer, "MPO", quality=90, save_all=True, append_images=[big_photo.resize((300, 200))])
+    assert imaging.open_image(buffer.getvalue(), max_pixels=LIMIT).format == "MPO"
+    # THEN both take the reduced decode: the same bytes out
+    options = Options(refine=False)
+    cutouts = [remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT).data for data in (jpeg, buffer.getvalue())]
+    assert cutouts[0] == cutouts[1]
 
 
 def test_released_memory_does_not_change_the_mask(segmenter):
