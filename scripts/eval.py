@@ -163,7 +163,8 @@ def evaluate(folder: Path, segmenter: Segmenter, variants: list[str], megapixels
                 scores[name]["recall"].append(recall)
                 scores[name]["boundary"].append(metrics.boundary_f(shaped, truth))
         figures.append({"grain": grain_figures(segmenter, photo, seed=index), "detail": detail_figures(segmenter, photo)})
-        if index < SHEET_PHOTOS:
+        # The sheet's tiles are CROP pixels a side: a smaller photo has no such window to show.
+        if index < SHEET_PHOTOS and min(photo.size) >= edge_sheet.CROP:
             grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=index))
             edges.append(edge_sheet.Edge.of(image_path.stem, grainy, predicted(segmenter, grainy)))
     size = f", upscaled to {megapixels:g} MP" if megapixels else ""
