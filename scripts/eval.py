@@ -114,7 +114,8 @@ def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Im
     with Image.open(path) as header:
         small = megapixels is not None and header.width * header.height < megapixels * 1e6
     if small:
-        photo = upscaled(Image.open(path).convert("RGB"), megapixels * 1e6)
+        # Decoded as the pipeline decodes: upright, and 16-bit scaled (converting would clamp it to white).
+        photo = upscaled(imaging.decode(path.read_bytes(), max_pixels=10**9).convert("RGB"), megapixels * 1e6)
         return photo, predicted(segmenter, photo)
     image, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
     return image.convert("RGB"), mask

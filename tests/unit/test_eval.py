@@ -4,12 +4,18 @@ import importlib
 import sys
 
 import numpy as np
+import pytest
+from helpers import encode, example_photo
 from PIL import Image
 
 
-def test_a_photo_smaller_than_the_sheets_tiles_is_scored_and_left_off_the_sheet(repo_root, segmenter, tmp_path):
+@pytest.fixture(scope="module")
+def evaluation(repo_root):
     sys.path.insert(0, str(repo_root / "scripts"))
-    evaluation = importlib.import_module("eval")
+    return importlib.import_module("eval")
+
+
+def test_a_photo_smaller_than_the_sheets_tiles_is_scored_and_left_off_the_sheet(evaluation, segmenter, tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     for stem, (width, height) in {"small": (80, 60), "large": (200, 150)}.items():
@@ -23,3 +29,27 @@ def test_a_photo_smaller_than_the_sheets_tiles_is_scored_and_left_off_the_sheet(
     assert [edge.name for edge in edges] == ["large"]
     sheet = evaluation.edge_sheet.contact_sheet(edges)
     assert sheet.height > evaluation.edge_sheet.CROP
+
+
+def rotated_jpeg(photo: Image.Image) -> bytes:
+    """The photo stored turned on its side, with the EXIF orientation (6) that turns it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+
+
+def sixteen_bit_png(photo: Image.Image) -> bytes:
+    return encode(Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257), "PNG")
+
+
+@pytest.mark.parametrize("source", [rotated_jpeg, sixteen_bit_png])
+def test_megapixels_upscales_the_photo_the_pipeline_decodes(evaluation, segmenter, tmp_path, source):
+    path = tmp_path / "photo.img"
+    path.write_bytes(source(example_photo("coffee", (120, 160))))
+
+    photo, _ = evaluation.load(path, None, segmenter)
+    upscaled, _ = evaluation.load(path, 0.1, segmenter)
+
+    assert upscaled.width * photo.height == pytest.approx(upscaled.height * photo.width, rel=0.01)  # upright, as decoded
+    reduced = np.asarray(upscaled.resize(photo.size, Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(reduced - np.asarray(photo, dtype=np.float32)).mean() < 3  # the same pixels, not white
