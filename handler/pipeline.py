@@ -112,7 +112,9 @@ def remove_background(
     # The model's fringe gets the subject's colour, not the old background's. Sources with
     # alpha keep their own colours: behind their transparent parts there is no photo to unmix.
     clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
-    guide = refine.working_photo(photo) if refine_edges or clean_colours else None
+    # The guide is the photo the model saw: colours a source hides under alpha 0 are no edge of
+    # its subject, and read as one they pulled holes into opaque parts.
+    guide = refine.working_photo(imaging.flatten(image)) if refine_edges or clean_colours else None
     source_alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
     icc_profile = None if options.mask else imaging.rgb_profile(image)  # a mask is no colour to tag
     input_pixels = image.width * image.height

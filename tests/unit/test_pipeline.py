@@ -224,3 +224,20 @@ def test_semi_transparent_sources_keep_their_own_colours(segmenter):
     faint = (alpha > 0) & (alpha < 128)
     error = np.abs(pixels[..., :3].astype(np.int16) - photo)[faint].max(axis=-1)
     assert np.all(error <= (255 // alpha[faint]) // 2)
+
+
+def test_colours_hidden_under_a_sources_transparency_do_not_shape_its_edges(segmenter):
+    # GIVEN a transparent PNG over twice the model's size (refined by default) with the coffee
+    # photo opaque in its middle, once with black and once with noise under the transparent border
+    photo = np.asarray(example_photo("coffee", (900, 600)))
+    opaque = np.zeros(photo.shape[:2], bool)
+    opaque[100:500, 150:750] = True
+    noise = np.random.default_rng(0).integers(0, 256, photo.shape, dtype=np.uint8)
+    results = []
+    for hidden in (np.zeros_like(photo), noise):
+        source = np.dstack([np.where(opaque[..., None], photo, hidden), np.where(opaque, 255, 0).astype(np.uint8)])
+        data = encode(Image.fromarray(source, "RGBA"), "PNG")
+        results.append(remove_background(data, Options(refine=True), segmenter=segmenter, max_pixels=LIMIT).data)
+    # THEN the cut-outs are the same: refinement is guided by what the model saw, the photo over white
+    # (regression: guided by the hidden colours, the noise pulled alpha inside the opaque part down)
+    assert results[0] == results[1]
