@@ -347,11 +347,18 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _at_least_one(text: str) -> int:
+    """A count of runs: a median of none would fail only after the whole bench has run."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per photo (default 5)")
-    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per side for cold start (default 5)")
-    parser.add_argument("--inference-runs", type=int, default=10, help="timed model runs per side (default 10)")
+    parser.add_argument("--rounds", type=_at_least_one, default=5, help="alternating timed rounds per photo (default 5)")
+    parser.add_argument("--cold-runs", type=_at_least_one, default=5, help="fresh processes per side for cold start (default 5)")
+    parser.add_argument("--inference-runs", type=_at_least_one, default=10, help="timed model runs per side (default 10)")
     parser.add_argument("--output", type=Path, default=RESULTS / "bench.json", help="where to write the JSON results")
     parser.add_argument(
         "--photos",
@@ -360,6 +367,9 @@ def main() -> None:
         help="a folder whose photos are benchmarked too (default: $BENCH_PHOTOS, else ../shared/testdata/hires/images)",
     )
     args = parser.parse_args()
+    # A mistyped BENCH_PHOTOS would otherwise bench the built-in photos alone, and look like a run on it.
+    if args.photos != HIRES and not args.photos.is_dir():
+        parser.error(f"--photos / BENCH_PHOTOS: {args.photos} is not a folder")
     results = measure(args)
     results["checks"] = checks(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
