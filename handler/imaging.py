@@ -24,7 +24,9 @@ CROP_MARGIN = 0.02  # of the subject box's longer side
 # A phone's JPEG with a second picture (an iPhone's HDR gain map) opens as MPO: its first
 # picture is a JPEG like any other, with libjpeg's reduced decodes.
 JPEG_FORMATS = ("JPEG", "MPO")
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+# The major brands of HEVC still images and image sequences, all of which pillow-heif decodes.
+# AVIF is not HEIC, and stays unsupported.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 # Pillow checks sizes against one global limit while it opens a file, before some formats

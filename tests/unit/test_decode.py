@@ -369,6 +369,15 @@ def test_not_an_image_is_unsupported_media_type(data):
     assert raised.value.status == 415
 
 
+@pytest.mark.parametrize("brand", [b"hevm", b"hevs"])
+def test_heif_sequence_brands_decode(brand):
+    # HEIC under an image sequence's major brand: pillow-heif reads it, and it used to be
+    # answered 415 because the brand was not recognised as HEIF.
+    heic = encode(make_image("RGB"), "HEIF")
+    assert heic[8:12] == b"heic"
+    assert decode(heic[:8] + brand + heic[12:]).size == make_image("RGB").size
+
+
 @pytest.mark.parametrize("image_format", ["AVIF", "PPM", "ICO", "TGA", "PCX"])
 def test_images_in_other_formats_are_unsupported_media_type(image_format):
     # Pillow reads these, but only the documented formats are accepted.
