@@ -10,7 +10,7 @@ import threading
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
 from .parallel import SERIAL, STRIP_ROWS, StripPool
@@ -127,10 +127,24 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     return image
 
 
+# EXIF orientation -> the transpose that shows the picture upright (1, upright, needs none).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_EXIF_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")  # where Pillow finds an orientation
+
+
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation of an opened image. EXIF that Pillow cannot read to its end stops no
     decode: Pillow keeps what it read before the error, as it does for a JPEG's while opening it
-    (when no JFIF density names the dpi), so every later read, exif_transpose's too, agrees."""
+    (when no JFIF density names the dpi), so every later read agrees."""
     try:
         exif = image.getexif()
     except (SyntaxError, struct.error):  # what Pillow's JPEG plugin takes for unreadable EXIF
@@ -142,8 +156,15 @@ def _load(image: Image.Image) -> Image.Image:
     """Decode an opened image (first frame of animations), upright, in RGB or RGBA."""
     try:
         image.load()
-        if _orientation(image) != 1:
-            ImageOps.exif_transpose(image, in_place=True)  # in place: no full-size copy of upright photos
+        # Turned by hand, not by ImageOps.exif_transpose: that rewrites the EXIF without its
+        # orientation, which raises on a tag Pillow reads but cannot write back (a string filed
+        # under a number's tag). The turned picture drops its EXIF instead, so that nothing turns
+        # it twice; the cut-out carries none anyway.
+        turn = _UPRIGHT.get(_orientation(image))
+        if turn is not None:
+            image = image.transpose(turn)
+            for key in _EXIF_KEYS:
+                image.info.pop(key, None)
         return _normalise_mode(image)
     except Exception:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise UndecodableImage(f"the {image.format} image is truncated or corrupt and cannot be decoded") from None

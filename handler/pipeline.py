@@ -62,8 +62,8 @@ def segment(
     """Decode image bytes and predict their mask: (upright RGB or RGBA image, uint8 mask at its size)."""
     stopwatch = stopwatch or Stopwatch()
     header = imaging.open_image(data, max_pixels=max_pixels)
-    # Read before decode_preview's draft shrinks the header and its exif_transpose drops the
-    # orientation; a JPEG's EXIF comes with its header (a PNG's may need a full decode).
+    # Read before decode_preview's draft shrinks the header; a JPEG's EXIF comes with its header
+    # (a PNG's may need a full decode).
     size = imaging.upright_size(header) if header.format in imaging.JPEG_FORMATS else None
     # Big photos return the model's memory before their full-size work starts; small ones
     # keep it for the next request.

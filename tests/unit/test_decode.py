@@ -1,6 +1,7 @@
 """Decoding untrusted bytes: every format by content, every colour mode, EXIF orientation,
 size limits, and a typed error (never another exception) for everything that is not an image."""
 
+import io
 import struct
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 from helpers import assert_masks_close, encode, example_photo, make_image, open_result, pipeline_mask, png16, raw_png
-from PIL import Image
+from PIL import ExifTags, Image
 
 from handler import imaging
 from handler.errors import ServiceError, TooLarge, UndecodableImage, UnsupportedMediaType
@@ -367,6 +368,24 @@ def test_not_an_image_is_unsupported_media_type(data):
         decode(data)
 
     assert raised.value.status == 415
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_a_rotated_photo_with_exif_pillow_cannot_write_back_is_decoded_upright(image_format):
+    # GIVEN a photo stored on its side (orientation 6) whose EXIF files a string under a tag
+    # Pillow writes as a number: it reads, but Pillow's exif_transpose raised rewriting it (422)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Model] = "Model"
+    raw = exif.tobytes()  # big-endian, as Pillow writes it
+    raw = raw.replace(struct.pack(">HH", ExifTags.Base.Model, 2), struct.pack(">HH", ExifTags.Base.Thresholding, 2))
+    assert dict(Image.open(io.BytesIO(encode(Image.new("RGB", (4, 2)), "PNG", exif=raw))).getexif())[263] == "Model"
+    stored = Image.new("RGB", (40, 20), (200, 30, 30))
+    stored.paste((30, 30, 200), (0, 0, 20, 20))  # blue on the left as stored: on top once upright
+    # THEN it decodes upright: 90 degrees clockwise
+    image = decode(encode(stored, image_format, exif=raw))
+    assert image.size == (20, 40)
+    assert image.getpixel((10, 5))[2] > 150 and image.getpixel((10, 35))[0] > 150
 
 
 @pytest.mark.parametrize("brand", [b"hevm", b"hevs"])
