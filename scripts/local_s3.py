@@ -62,8 +62,9 @@ class LocalS3:
         ]
         lines += [f"  {example['url']}" for example in self.examples({}, base=base)[:PLAIN_EXAMPLES]]
         lines += [f"  {example['url']}" for example in self.examples(PRODUCT_OPTIONS, base=base)[:1]]
-        secret = "URL_SIGNING_SECRET" if secret_given else self.secret
-        lines.append(f"sign others: URL_SIGNING_SECRET={secret} python scripts/sign_url.py KEY --base {base} [--crop true ...]")
+        # A secret the environment gave is not echoed, nor replaced: sign_url.py reads it from there too.
+        assignment = "" if secret_given else f"URL_SIGNING_SECRET={self.secret} "
+        lines.append(f"sign others: {assignment}python scripts/sign_url.py KEY --base {base} [--crop true ...]")
         return "\n".join(lines)
 
     def stop(self) -> None:

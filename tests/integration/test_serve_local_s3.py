@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -50,8 +51,9 @@ def images(tmp_path_factory) -> Path:
 
 
 class LocalServer:
-    def __init__(self, base: str, s3_endpoint: str, http_api: bool):
+    def __init__(self, base: str, s3_endpoint: str, http_api: bool, printed: str):
         self.base = base
+        self.printed = printed  # what serve.py showed on its console
         self.http_api = http_api
         self.s3 = boto3.client(
             "s3", endpoint_url=s3_endpoint, aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
@@ -84,7 +86,7 @@ def server(request, images, tmp_path_factory):
         printed = log.read_text()
         base = re.search(r"^serving (http://127\.0\.0\.1:\d+) ", printed, re.MULTILINE).group(1)
         s3_endpoint = re.search(r"^local S3 at (http://127\.0\.0\.1:\d+):", printed, re.MULTILINE).group(1)
-        yield LocalServer(base, s3_endpoint, http_api=request.param == "http-api")
+        yield LocalServer(base, s3_endpoint, http_api=request.param == "http-api", printed=printed)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -122,6 +124,21 @@ def test_the_printed_urls_are_signed_and_work(server):
     assert sorted(example["key"] for example in examples) == sorted([BIG, CAT, NON_ASCII])
     cat = next(example for example in examples if example["key"] == CAT)
     assert cat["url"] == server.url(CAT).removeprefix(server.base)
+
+
+def test_the_printed_sign_command_signs_with_the_secret_given(server):
+    # GIVEN the operator's shell, which holds the URL_SIGNING_SECRET the server was started with
+    command = re.search(r"^sign others: (.*) \[--crop true \.\.\.\]$", server.printed, re.MULTILINE).group(1)
+    command = command.replace("python ", f"{shlex.quote(sys.executable)} ", 1).replace("KEY", shlex.quote(NON_ASCII))
+    # WHEN the printed command is run there
+    run = subprocess.run(
+        ["bash", "-c", command], cwd=REPO_ROOT, env={**os.environ, "URL_SIGNING_SECRET": SECRET}, capture_output=True, text=True
+    )
+    # THEN it signs a URL the server accepts, and the console never showed the secret
+    assert run.returncode == 0, run.stderr
+    status, _, body = fetch(run.stdout.strip())
+    assert status == 200, body[:300]
+    assert SECRET not in server.printed
 
 
 def test_a_signed_get_computes_once_and_then_serves_the_stored_result(server):
