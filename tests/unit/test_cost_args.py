@@ -1,0 +1,20 @@
+"""scripts/cost.py (`make cost`) refuses counts that would fail only after its run."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(("option", "value"), [("--repeats", "0"), ("--rounds", "0"), ("--repeats", "-1")])
+def test_counts_under_one_exit_2_before_anything_is_measured(repo_root, option, value):
+    # One size and no levers: were the check gone, a machine with cgroups (root) would measure for seconds, not minutes.
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "scripts" / "cost.py"), "--sizes", "3008", "--no-levers", option, value],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"{option}: must be a whole number of at least 1, not {value!r}" in run.stderr
