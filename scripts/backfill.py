@@ -62,8 +62,11 @@ def backfill(*, s3, sqs, bucket: str, prefix: str, queue_url: str | None, dry_ru
                 raise SystemExit(f"SQS refused {len(response['Failed'])} messages: {response['Failed'][0]}")
         sent += len(batch)
         batch = []
-        out.write(f"\r{sent} objects {'listed (dry run)' if dry_run else 'enqueued'}")
-        out.flush()
+        # A dry run's count comes once, at the end: a progress line carriage-returned over the
+        # listing would hide every tenth key behind it in a terminal.
+        if not dry_run:
+            out.write(f"\r{sent} objects enqueued")
+            out.flush()
 
     for item in objects(s3, bucket, prefix):
         if item["Key"].endswith("/"):
@@ -71,11 +74,11 @@ def backfill(*, s3, sqs, bucket: str, prefix: str, queue_url: str | None, dry_ru
         body = notification(bucket, item["Key"], size=item["Size"], etag=item["ETag"], region=region)
         batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
         if dry_run:
-            out.write(f"\nwould enqueue s3://{bucket}/{item['Key']}")
+            out.write(f"would enqueue s3://{bucket}/{item['Key']}\n")
         if len(batch) == SQS_BATCH:
             flush()
     flush()
-    out.write("\n")
+    out.write(f"{sent} objects listed (dry run)\n" if dry_run else "\n")
     return sent
 
 

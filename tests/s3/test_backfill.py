@@ -53,3 +53,29 @@ def test_dry_run_sends_nothing(s3, sqs):
     )
     assert "would enqueue s3://bgremove-input/uploads/a.jpg" in out.getvalue()
     assert drain(sqs, queue_url) == []
+
+
+def as_a_terminal_shows(text: str) -> list[str]:
+    """The lines of ``text`` as a terminal leaves them: what follows a carriage return overwrites the line's start."""
+    lines = []
+    for line in text.split("\n"):
+        shown = ""
+        for part in line.split("\r"):
+            shown = part + shown[len(part) :]
+        lines.append(shown)
+    return lines
+
+
+def test_a_dry_run_shows_every_key_it_would_enqueue(s3, sqs):
+    # GIVEN more objects than one SQS batch
+    keys = [f"uploads/{i:02d}.jpg" for i in range(12)]
+    for key in keys:
+        s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=b"jpeg")
+    out = io.StringIO()
+    # WHEN the dry run lists them
+    backfill.backfill(s3=s3, sqs=sqs, bucket=INPUT_BUCKET, prefix="uploads/", queue_url=None, dry_run=True, out=out)
+    # THEN each has a line of its own on the operator's terminal, and the count ends the listing
+    shown = as_a_terminal_shows(out.getvalue())
+    listed = [line for line in shown if line.startswith("would enqueue")]
+    assert listed == [f"would enqueue s3://{INPUT_BUCKET}/{key}" for key in keys]
+    assert shown[-2:] == ["12 objects listed (dry run)", ""]
