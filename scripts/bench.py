@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from arguments import at_least_one
 from bench_photos import HIRES, make_photos
 from PIL import Image
 
@@ -347,18 +348,11 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _at_least_one(text: str) -> int:
-    """A count of runs: a median of none would fail only after the whole bench has run."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=_at_least_one, default=5, help="alternating timed rounds per photo (default 5)")
-    parser.add_argument("--cold-runs", type=_at_least_one, default=5, help="fresh processes per side for cold start (default 5)")
-    parser.add_argument("--inference-runs", type=_at_least_one, default=10, help="timed model runs per side (default 10)")
+    parser.add_argument("--rounds", type=at_least_one, default=5, help="alternating timed rounds per photo (default 5)")
+    parser.add_argument("--cold-runs", type=at_least_one, default=5, help="fresh processes per side for cold start (default 5)")
+    parser.add_argument("--inference-runs", type=at_least_one, default=10, help="timed model runs per side (default 10)")
     parser.add_argument("--output", type=Path, default=RESULTS / "bench.json", help="where to write the JSON results")
     parser.add_argument(
         "--photos",

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from arguments import at_least_one  # noqa: E402
 from bench_photos import make_photos  # noqa: E402
 from bench_worker import peak_rss_mb  # noqa: E402
 
@@ -205,18 +206,11 @@ def run_interleaved(cases: list[Case], photos: dict[str, Path], *, rounds: int, 
     return results
 
 
-def _at_least_one(text: str) -> int:
-    """A count of passes or runs: with none, the run ends in a traceback, not a table (--repeats 0 after every size)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=_at_least_one, default=3, help="passes over all sizes, interleaved (default 3)")
+    parser.add_argument("--rounds", type=at_least_one, default=3, help="passes over all sizes, interleaved (default 3)")
     parser.add_argument(
-        "--repeats", type=_at_least_one, default=2, help="timed runs per photo in each pass, after one warm-up (default 2)"
+        "--repeats", type=at_least_one, default=2, help="timed runs per photo in each pass, after one warm-up (default 2)"
     )
     parser.add_argument("--sizes", default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated")
     parser.add_argument("--no-levers", action="store_true", help="only the cost curve")

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arguments import at_least_one, some_seconds
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -225,28 +226,11 @@ def print_report(summary: dict) -> None:
     print(f"server RSS: {rss['start']} MiB after warm-up, {rss['end']} MiB at the end ({rss['end'] - rss['start']:+.1f} MiB)")
 
 
-# With no requests, no threads or no time nothing is sent, and a report of no failures exits 0 as if the load passed.
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
-def _some_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
-    return seconds
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=_at_least_one, default=300, help="how many requests to send (default 300)")
-    parser.add_argument("--concurrency", type=_at_least_one, default=8, help="client threads (default 8)")
-    parser.add_argument("--max-seconds", type=_some_seconds, default=300, help="stop sending after this long (default 300)")
+    parser.add_argument("--requests", type=at_least_one, default=300, help="how many requests to send (default 300)")
+    parser.add_argument("--concurrency", type=at_least_one, default=8, help="client threads (default 8)")
+    parser.add_argument("--max-seconds", type=some_seconds, default=300, help="stop sending after this long (default 300)")
     parser.add_argument("--http-api", action="store_true", help="serve HTTP API payload v2 events instead of REST v1")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
