@@ -286,6 +286,36 @@ def test_decompression_bomb_in_a_tiny_png_is_too_large():
         decode(data)
 
 
+def _scans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each SOS segment of a JPEG: its header and its entropy-coded data."""
+    scans, at = [], 2
+    while data[at + 1] != 0xD9:  # EOI
+        end = at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if data[at + 1] == 0xDA:  # entropy-coded data runs to the next marker that is no stuffing or restart
+            while data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7 or data[end] != 0xFF:
+                end += 1
+            scans.append((at, end))
+        at = end
+    return scans
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding():
+    # GIVEN a 6000x6000 progressive JPEG (36 MP, under the limit) whose last scan, a refinement
+    # that adds nothing, is repeated 3,000 times: under 400 KB, and libjpeg works through every
+    # scan over the whole image, 40 s of CPU where the JPEG alone takes a second
+    data = encode(Image.new("RGB", (6000, 6000), (128, 128, 128)), "JPEG", progressive=True, quality=50)
+    start, end = _scans(data)[-1]
+    bomb = data[:end] + data[start:end] * 3000 + data[end:]
+    assert len(bomb) < 400_000
+
+    # WHEN it is opened THEN it is refused from its markers, before any decoding
+    with pytest.raises(TooLarge, match="the JPEG has 3,010 scans; the limit is 100"):
+        imaging.open_image(bomb, max_pixels=LIMIT)
+    # AND an ordinary progressive JPEG (libjpeg's 10 scans) still decodes
+    assert len(_scans(data)) == 10
+    assert decode(data).size == (6000, 6000)
+
+
 def test_big_one_bit_png_is_too_large():
     data = encode(Image.new("1", (7000, 7000)), "PNG")
 
