@@ -15,6 +15,11 @@ from .errors import BadSignature, Expired, InvalidOption
 
 SIGNATURE = "signature"
 EXPIRES = "expires"
+# What the string to sign puts between the key and the parameters, between two parameters, and
+# between a name and its value. A parameter holding one could be read as another key or other
+# parameters: a signature for the key "a.jpg\nmask=true" would pass for "a.jpg" with the option
+# mask "true\n" (options are read with surrounding whitespace stripped). No option holds them.
+_SEPARATORS = ("\n", "&")
 
 
 def string_to_sign(key: str, params: dict[str, str]) -> str:
@@ -48,6 +53,8 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
     Without a secret nothing is signed, but an ``expires`` still counts.
     """
     if secret is not None:
+        if any("=" in name or any(sep in name + value for sep in _SEPARATORS) for name, value in params.items()):
+            raise BadSignature("no signature covers a URL whose parameters hold a newline or '&', or a name with '='")
         given = params.get(SIGNATURE, "")
         # compare_digest takes the same time wherever the first difference is.
         if not hmac.compare_digest(given.encode("utf-8"), sign(secret, key, params).encode("ascii")):
