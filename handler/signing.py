@@ -9,9 +9,11 @@ uses ``signed_query`` below.
 
 import hashlib
 import hmac
+import math
 from urllib.parse import quote, urlencode
 
 from .errors import BadSignature, Expired, InvalidOption
+from .options import shown
 
 SIGNATURE = "signature"
 EXPIRES = "expires"
@@ -66,6 +68,7 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
         except ValueError:
             raise InvalidOption(f"expires must be a Unix time in whole seconds, not {params[EXPIRES][:40]!r}") from None
         if expires < now:
-            raise Expired(f"the URL expired at {expires} (Unix time); it is now {int(now)}")
-        return int(expires - now)
+            raise Expired(f"the URL expired at {shown(expires)} (Unix time); it is now {int(now)}")
+        # In whole numbers: expires - now would make a float of an expiry past 1e308 (OverflowError).
+        return expires - math.ceil(now)
     return None
