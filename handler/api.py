@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from .cutouts import SigningSecret, serve_cutout
 from .errors import ServiceError, TooLarge
-from .options import Options
+from .options import Options, cut_short
 from .parallel import SERIAL, StripPool
 from .pipeline import Result, remove_background
 from .request import (
@@ -176,7 +176,7 @@ def build_resolver(
     @app.not_found
     def no_route(_) -> Response:
         event = app.current_event
-        return error_response(404, "not_found", f"there is no {event.http_method} {event.path} in this API")
+        return error_response(404, "not_found", f"there is no {event.http_method} {cut_short(event.path)} in this API")
 
     @app.exception_handler(Exception)
     def internal_error(error: Exception) -> Response:

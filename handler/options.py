@@ -20,7 +20,11 @@ SHOWN_CHARS = 80
 def shown(value) -> str:
     """A client's value as an error message names it: its repr, cut short so a message never
     echoes a megabyte back."""
-    text = repr(value)
+    return cut_short(repr(value))
+
+
+def cut_short(text: str) -> str:
+    """Text from a client (a path, an S3 key) as a message quotes it: at most ``SHOWN_CHARS`` long."""
     return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 15]}... ({len(text):,} characters)"
 
 

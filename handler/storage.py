@@ -13,7 +13,7 @@ from functools import cached_property
 from urllib.parse import quote
 
 from .errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
-from .options import Options
+from .options import Options, cut_short
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
@@ -87,6 +87,11 @@ def content_source(data: bytes) -> str:
     return "api/" + hashlib.sha256(data).hexdigest()[:32]
 
 
+def _where(bucket: str, key: str) -> str:
+    """An object as an error message names it: its s3:// URL, a long key cut short."""
+    return cut_short(f"s3://{bucket}/{key}")
+
+
 def _error_code(error) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
@@ -149,16 +154,16 @@ class Storage:
 
         info = info or self.head(bucket, key)
         if info is None:
-            raise ObjectNotFound(f"s3://{bucket}/{key} does not exist")
+            raise ObjectNotFound(f"{_where(bucket, key)} does not exist")
         if info.size > max_bytes:
-            raise TooLarge(f"s3://{bucket}/{key} is {info.size:,} bytes; the limit is {max_bytes:,}")
+            raise TooLarge(f"{_where(bucket, key)} is {info.size:,} bytes; the limit is {max_bytes:,}")
         try:
             response = self.client.get_object(Bucket=bucket, Key=key, IfMatch=info.etag)
         except ClientError as error:
             if _is_not_found(error):
-                raise ObjectNotFound(f"s3://{bucket}/{key} does not exist") from None
+                raise ObjectNotFound(f"{_where(bucket, key)} does not exist") from None
             if _error_code(error) == "PreconditionFailed":
-                raise ObjectChanged(f"s3://{bucket}/{key} was replaced while it was being read; try again") from None
+                raise ObjectChanged(f"{_where(bucket, key)} was replaced while it was being read; try again") from None
             raise
         data = response["Body"].read()
         return data, info.etag

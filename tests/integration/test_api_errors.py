@@ -161,6 +161,13 @@ def test_unknown_route(api, method, path):
     assert_error(api.post(method=method, path=path), 404, "not_found", f"there is no {method} {path} in this API")
 
 
+def test_an_unknown_route_quotes_a_long_path_cut_short(api):
+    # API Gateway passes paths of up to 8 KB on: the 404 quotes the path as it quotes any client value
+    reply = api.post(method="GET", path="/nowhere/" + "a" * 4000)
+    assert_error(reply, 404, "not_found", "there is no GET /nowhere/aaa")
+    assert "(4,009 characters)" in reply.json()["error"]["message"] and len(reply.json()["error"]["message"]) < 200
+
+
 class BrokenSegmenter:
     """A model that fails unexpectedly, as a bug or a corrupt session would."""
 

@@ -62,6 +62,9 @@ def test_a_key_s3_cannot_hold_is_a_short_400_before_s3_is_asked(s3_api, s3_clien
     # AND a key of exactly 1,024 bytes is still looked up
     longest = s3_api.post_json({"s3": {"bucket": BUCKET, "key": "uploads/" + "a" * 1016}})
     assert longest.status == 404 and asked == ["HeadObject"]
+    # AND its 404 quotes it cut short, as every message quotes a client's value (SECURITY.md)
+    message = longest.json()["error"]["message"]
+    assert message.startswith(f"s3://{BUCKET}/uploads/aaa") and "(1,048 characters)" in message and len(message) < 200
 
 
 def test_object_replaced_while_it_is_read_is_409_and_asking_again_reads_the_new_one(s3_api, s3_client, photo):
