@@ -200,7 +200,7 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
 
     def _serve_static(self) -> bool:
         path = urlsplit(self.path).path
-        if self.command != "GET" or path not in STATIC_FILES or not STATIC_FILES[path][0].is_file():
+        if self.command not in ("GET", "HEAD") or path not in STATIC_FILES or not STATIC_FILES[path][0].is_file():
             return False
         file, content_type = STATIC_FILES[path]
         self._send(200, [("Content-Type", content_type)], file.read_bytes())

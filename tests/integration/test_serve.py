@@ -134,6 +134,12 @@ def test_demo_page_is_served_at_the_root(server):
     assert body == page.read_bytes()
 
 
+@pytest.mark.parametrize(("path", "content_type"), [("/", "text/html; charset=utf-8"), ("/openapi.json", "application/json")])
+def test_head_of_a_served_file_answers_as_its_get_without_the_body(server, path, content_type):
+    status, headers, body = fetch(f"{server}{path}", method="HEAD")
+    assert (status, headers["Content-Type"], body) == (200, content_type, b"")
+
+
 @pytest.mark.parametrize("path", ["/", "/openapi.json"])
 def test_a_body_sent_to_a_served_file_is_read_and_not_taken_for_the_next_request(server, path):
     hidden = b"POST /remove HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
