@@ -25,7 +25,8 @@ OPTION_CASES = {
     "background": ({"background": "#00ff00", "format": "jpeg"}, ["--background", "#00ff00", "--format", "jpeg"]),
     "crop": ({"crop": "true"}, ["--crop"]),
     "max_size": ({"max_size": "64"}, ["--max-size", "64"]),
-    "refine": ({"refine": "false"}, ["--no-refine"]),
+    # refine=true: on the events' 120x80 photo refine=false is the default, and would show nothing
+    "refine": ({"refine": "true"}, ["--refine"]),
     "hard": ({"hard": "1"}, ["--hard"]),
 }
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -77,6 +78,8 @@ def test_each_query_option_matches_the_cli(api, photo, tmp_path, case):
     assert reply.content_type == MEDIA_TYPES[query.get("format", "png")]
     # AND its pixels, alpha included, are what the CLI writes for the same photo and options
     assert np.array_equal(pixels(reply.body), pixels(cli_output(case, photo, tmp_path)))
+    # AND the option changed the result: both sides did not just ignore it alike
+    assert cli_output(case, photo, tmp_path) != cli_output("defaults", photo, tmp_path)
 
 
 def test_json_base64_body_gives_the_same_result_as_the_raw_body(api, photo, tmp_path):
