@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 from helpers import EXAMPLES, encode, example_photo, open_result
@@ -10,6 +10,7 @@ from helpers import EXAMPLES, encode, example_photo, open_result
 from handler import __version__
 from handler.cli import main
 from handler.options import Options
+from handler.pipeline import remove_background
 
 SMALL = (120, 80)
 
@@ -97,14 +98,26 @@ def test_two_inputs_that_would_write_the_same_result_do_not_overwrite(tmp_path, 
     assert "would overwrite the result of" in capsys.readouterr().err
 
 
-def test_options_reach_the_pipeline(tmp_path, jpeg):
+@pytest.mark.parametrize(
+    "size, flag, refine",
+    # Each photo gets the refine flag that differs from its default: off up to 640 px, on above
+    [(SMALL, "--refine", True), ((720, 480), "--no-refine", False)],
+    ids=["refine", "no-refine"],
+)
+def test_options_reach_the_pipeline(tmp_path, segmenter, size, flag, refine):
+    photo = encode(example_photo("coffee", size), "JPEG")
     source, destination = tmp_path / "cup.jpg", tmp_path / "cup.png"
-    source.write_bytes(jpeg)
+    source.write_bytes(photo)
 
-    assert main([str(source), "-o", str(destination), "--crop", "--max-size", "60", "--hard", "--no-refine"]) == 0
+    assert main([str(source), "-o", str(destination), "--crop", "--max-size", "60", "--hard", flag]) == 0
 
     image = open_result(destination.read_bytes())
     assert image.mode == "RGBA" and max(image.size) == 60 and image.size != (60, 40)  # cropped, then fitted
+    # Every option arrived: the file is the pipeline's result for all of them, which the refine flag changes
+    options = Options(crop=True, max_size=60, hard=True, refine=refine)
+    expected = remove_background(photo, options, segmenter=segmenter, max_pixels=40_000_000).data
+    assert destination.read_bytes() == expected
+    assert expected != remove_background(photo, replace(options, refine=None), segmenter=segmenter, max_pixels=40_000_000).data
 
 
 @pytest.mark.parametrize(
