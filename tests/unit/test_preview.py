@@ -51,7 +51,10 @@ def test_preview_path_gives_the_mask_of_the_full_decode(big_photo, segmenter):
     data = encode(big_photo, "JPEG", quality=90)
     options = Options(mask=True, refine=False)
     via_preview = np.asarray(open_result(remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT).data))
-    # THEN it matches the mask computed from the full-size decode
+    # THEN the model saw the reduced decode: the mask is exactly the preview's, upsampled
+    preview = imaging.decode_preview(imaging.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE)
+    assert np.array_equal(via_preview, upsample(segmenter.predict_small(preview), big_photo.size))
+    # AND it matches the mask computed from the full-size decode
     full = imaging.decode(data, max_pixels=LIMIT)
     direct = upsample(segmenter.predict_small(full), full.size)
     assert via_preview.shape == direct.shape == (2000, 3000)
