@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from integration.conftest import Api
 
 from handler.errors import BadSignature, ServiceError
+from handler.options import Options
 from handler.request import CUTOUT_OPTIONS, CutoutRequest, parse_cutout_request
 from handler.signing import SIGNATURE, cutout_path, sign
 
@@ -66,6 +67,15 @@ def test_a_signed_url_is_accepted_for_exactly_its_key_and_options(version, key, 
     request = parse(version, path_of(version, key), query)
     assert request.key == key
     assert request.varies_by_accept == (options.get("format") == "auto")
+    # AND the request carries the options as signed (format=auto is PNG for the events' Accept: */*)
+    flag = {"1": True, "true": True, "yes": True, "on": True, "no": False, "false": False, "off": False}
+    assert request.options == Options(
+        format="png" if options.get("format", "auto") == "auto" else options["format"],
+        crop=flag[options.get("crop", "no")],
+        max_size=int(options["max_size"]) if "max_size" in options else None,
+        refine=flag[options["refine"]] if "refine" in options else None,
+        hard=flag[options.get("hard", "no")],
+    )
 
 
 @given(versions, keys, valid_options, st.data())
