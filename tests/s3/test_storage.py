@@ -22,6 +22,11 @@ def test_result_key_is_deterministic_and_keeps_the_path():
     assert other.startswith("results/uploads/a b/photo.jpg.") and other.endswith(".png") and other != first
     assert result_key("results/", "x.jpg", Options(format="webp")).endswith(".webp")
     assert result_key("results/", "x.jpg", Options(background=(1, 2, 3), format="jpeg")).endswith(".jpg")
+    # AND every option that changes the image changes the key: a stored result never answers other options
+    variants = [Options(), Options(crop=True), Options(mask=True), Options(background=(1, 2, 3)), Options(max_size=64)]
+    variants += [Options(refine=True), Options(refine=False), Options(hard=True)]
+    keys = [result_key("results/", "uploads/a b/photo.jpg", options) for options in variants]
+    assert len(set(keys)) == len(variants), keys
 
 
 def test_sources_that_differ_only_in_their_extension_get_their_own_results():
