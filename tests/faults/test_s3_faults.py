@@ -228,14 +228,28 @@ class Clock:
 def test_running_out_of_time_mid_batch_leaves_the_rest_for_a_retry(app, use_storage, s3, sqs, queues):
     # GIVEN batches of 5 and invocations with time for 3 images each
     keys = [f"uploads/late-{n}.jpg" for n in range(7)]
-    use_storage(Storage())
-    upload(s3, sqs, queues, keys)
     step = SETTINGS.min_remaining_ms // 2
+    clocks, time_left_at_start = [], []
+
+    def invocation() -> Clock:
+        clocks.append(Clock(remaining_ms=SETTINGS.min_remaining_ms + 3 * step, step_ms=step))
+        return clocks[-1]
+
+    class TimedStorage(Storage):
+        """Notes the invocation's time left (without looking at its clock) as each image's photo is read."""
+
+        def get(self, bucket, key, **kwargs):
+            time_left_at_start.append(clocks[-1].remaining_ms)
+            return super().get(bucket, key, **kwargs)
+
+    use_storage(TimedStorage())
+    upload(s3, sqs, queues, keys)
 
     # WHEN each invocation starts 3 steps above the minimum and loses one step per look at the clock
-    invocations = drain(app, sqs, queues, context=lambda: Clock(remaining_ms=SETTINGS.min_remaining_ms + 3 * step, step_ms=step))
+    invocations = drain(app, sqs, queues, context=invocation)
 
     # THEN no image was started without enough time, the rest were retried, all have one result
+    assert len(time_left_at_start) == len(keys) and min(time_left_at_start) >= SETTINGS.min_remaining_ms, time_left_at_start
     assert invocations > 2
     assert_accounted(s3, sqs, queues, keys)
 
