@@ -50,12 +50,26 @@ def test_normalise_keeps_a_flat_map_instead_of_dividing_by_zero(value):
     assert np.allclose(flat, value)
 
 
-@pytest.mark.parametrize("size", [(1, 1), (7, 3), (320, 320), (641, 200), (200, 641)])
+def bilinear(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A reference upscale of an HxW map to ``size`` (width, height): linear along each axis between
+    pixel centres, edges held, in float (an upscale only: a downscale would need a wider filter)."""
+    (height, width), (new_width, new_height) = small.shape, size
+    xs = (np.arange(new_width) + 0.5) * width / new_width - 0.5
+    ys = (np.arange(new_height) + 0.5) * height / new_height - 0.5
+    rows = np.stack([np.interp(xs, np.arange(width), row) for row in small])
+    return np.stack([np.interp(ys, np.arange(height), column) for column in rows.T], axis=1)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (320, 320), (641, 200), (200, 641), (960, 720)])
 def test_mask_is_uint8_at_the_source_size(segmenter, size):
-    mask = segmenter.predict(example_photo("chelsea", size))
+    photo = example_photo("chelsea", size)
+    mask = segmenter.predict(photo)
 
     assert mask.dtype == np.uint8
     assert mask.shape == (size[1], size[0])
+    if min(size) >= INPUT_SIZE:  # AND upscaled, it is the model's 320x320 map interpolated bilinearly
+        expected = bilinear(np.rint(segmenter.predict_small(photo) * 255), size)
+        assert np.abs(mask - expected).max() <= 1
 
 
 def test_a_featureless_image_gives_a_valid_mask(segmenter):
