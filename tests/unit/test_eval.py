@@ -15,17 +15,25 @@ def evaluation(repo_root):
     return importlib.import_module("eval")
 
 
-def test_a_photo_smaller_than_the_sheets_tiles_is_scored_and_left_off_the_sheet(evaluation, segmenter, tmp_path):
+def test_a_photo_smaller_than_the_sheets_tiles_is_scored_and_left_off_the_sheet(evaluation, segmenter, tmp_path, capsys):
+    # GIVEN a photo smaller than the sheet's tiles and a larger one, each with a mask; the small
+    # one's mask is inverted, so that whether it is scored shows in the table's mean MAE
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     for stem, (width, height) in {"small": (80, 60), "large": (200, 150)}.items():
         pixels = np.full((height, width, 3), 40, np.uint8)
         pixels[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = (230, 180, 40)
         Image.fromarray(pixels).save(tmp_path / "images" / f"{stem}.png")
-        Image.fromarray((pixels[..., 0] > 100).astype(np.uint8) * 255).save(tmp_path / "masks" / f"{stem}.png")
+        subject = pixels[..., 0] > 100
+        truth = subject if stem == "large" else ~subject
+        Image.fromarray(truth.astype(np.uint8) * 255).save(tmp_path / "masks" / f"{stem}.png")
 
     edges = evaluation.evaluate(tmp_path, segmenter, list(evaluation.VARIANTS), None)
 
+    # THEN both are scored: the mean MAE is about half the small one's (~0.8), not the large one's alone (~0.05)
+    plain = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("plain "))
+    assert 0.25 < float(plain[1]) < 0.6, plain
+    # AND only the large one is on the sheet
     assert [edge.name for edge in edges] == ["large"]
     sheet = evaluation.edge_sheet.contact_sheet(edges)
     assert sheet.height > evaluation.edge_sheet.CROP
