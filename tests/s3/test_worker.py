@@ -33,6 +33,18 @@ def test_notification_keys_are_url_decoded():
     assert objects == [ObjectRef(bucket="bgremove-input", key="uploads/holiday photos/beach (1).jpg")]
 
 
+@pytest.mark.parametrize("event_name", ["ObjectRemoved:Delete", "ObjectRestore:Completed", "LifecycleExpiration:Delete"])
+def test_only_created_objects_are_taken_from_a_notification(event_name):
+    # GIVEN a notification with a created photo and a record of another kind (a bucket notified
+    # for more events than uploads, by hand or by another integration)
+    event = load_event("s3-put.json")
+    other = {**event["Records"][0], "eventName": event_name}
+    other["s3"] = {**other["s3"], "object": {**other["s3"]["object"], "key": "uploads/other.jpg"}}
+    event["Records"].append(other)
+    # THEN only the created one is to be processed
+    assert created_objects(event) == [ObjectRef(bucket="bgremove-input", key="uploads/holiday photos/beach (1).jpg")]
+
+
 def test_test_event_yields_nothing():
     test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bgremove-input", "RequestId": "X"}
     assert created_objects(test_event) == []
