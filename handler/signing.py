@@ -66,7 +66,7 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
         try:
             expires = int(params[EXPIRES])
         except ValueError:
-            raise InvalidOption(f"expires must be a Unix time in whole seconds, not {params[EXPIRES][:40]!r}") from None
+            raise InvalidOption(f"expires must be a Unix time in whole seconds, not {shown(params[EXPIRES])}") from None
         if expires < now:
             raise Expired(f"the URL expired at {shown(expires)} (Unix time); it is now {int(now)}")
         # In whole numbers: expires - now would make a float of an expiry past 1e308 (OverflowError).
