@@ -119,4 +119,7 @@ def process_notification(worker: Worker, notification: dict, *, remaining_ms, mi
         except ServiceError as error:
             logger.error("upload not processed", extra=where | {"code": error.code, "reason": error.message})
             raise
+        except Exception:  # S3 failing past boto3's retries, or a bug: the batch reports only the message id
+            logger.exception("upload not processed", extra=where)
+            raise
         logger.info("upload processed", extra=where | {"outcome": outcome})

@@ -11,6 +11,7 @@ TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 # Test modules import the shared helpers as `from helpers import ...`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from integration.conftest import log_lines  # noqa: E402, F401  (the JSON lines handler.app logged)
 from localaws import aws, moto_endpoint, s3, sqs  # noqa: E402, F401  (fixtures for every test)
 from s3.support import app, use_storage  # noqa: E402, F401
 

@@ -105,6 +105,23 @@ class FlakyStorage(Storage):
         super().put(bucket, key, data, **kwargs)
 
 
+def test_an_upload_s3_fails_for_is_logged_with_its_key_and_stack_trace(app, use_storage, s3, log_lines):
+    # GIVEN two uploads in one batch, and S3 throttling the first one's result write past boto3's retries
+    keys = ["uploads/photo-000.jpg", "uploads/photo-001.jpg"]
+    for key in keys:
+        s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
+    use_storage(FlakyStorage())
+    event = sqs_event([message(s3_notification(INPUT_BUCKET, key), n) for n, key in enumerate(keys)])
+    # WHEN the queue worker gets the batch
+    response = app.queue_handler(event, LambdaContext())
+    # THEN only the first goes back to the queue
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    # AND the log names that upload, with the stack trace that says why
+    errors = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert [(line["message"], line["key"]) for line in errors] == [("upload not processed", keys[0])]
+    assert errors[0]["exception"].startswith("Traceback") and "SlowDown" in errors[0]["exception"]
+
+
 def test_burst_of_200_uploads_through_the_queue(app, use_storage, s3, sqs):
     # GIVEN a work queue with a dead-letter queue after 3 receives, like template.yaml's
     dlq_url = sqs.create_queue(QueueName="bgremove-dlq")["QueueUrl"]
