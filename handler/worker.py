@@ -113,7 +113,9 @@ def process_notification(worker: Worker, notification: dict, *, remaining_ms, mi
     for source in sources:
         where = {"bucket": source.bucket, "key": source.key}
         if remaining_ms() < min_remaining_ms:
-            raise OutOfTime(f"{remaining_ms()} ms left, {min_remaining_ms} ms needed for s3://{source.bucket}/{source.key}")
+            reason = f"{remaining_ms()} ms left, {min_remaining_ms} ms needed"
+            logger.warning("upload not started", extra=where | {"reason": reason})
+            raise OutOfTime(f"{reason} for s3://{source.bucket}/{source.key}")
         try:
             outcome = worker.process(source)
         except ServiceError as error:

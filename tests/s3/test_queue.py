@@ -68,13 +68,17 @@ def test_s3_test_event_is_ignored(app, use_storage, s3):
     assert output_keys(s3) == []
 
 
-def test_no_image_is_started_without_enough_time_left(app, use_storage, s3):
+def test_no_image_is_started_without_enough_time_left(app, use_storage, s3, log_lines):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
     event = sqs_event([message(s3_notification(INPUT_BUCKET, "uploads/a.jpg"), 0)])
     # A batch in which every message failed is a function error (Powertools' default): Lambda retries it all.
     with pytest.raises(BatchProcessingError):
         app.queue_handler(event, LambdaContext(remaining_ms=SETTINGS.min_remaining_ms - 1))
     assert output_keys(s3) == []
+    # AND the log says which upload was left for a retry, and why
+    (line,) = [line for line in log_lines() if line.get("key") == "uploads/a.jpg"]
+    assert (line["level"], line["message"]) == ("WARNING", "upload not started")
+    assert f"{SETTINGS.min_remaining_ms} ms needed" in line["reason"]
 
 
 def test_direct_s3_notification(app, use_storage, s3):
