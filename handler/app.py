@@ -1,6 +1,5 @@
 """Lambda entry points. Everything here is built once per execution environment, at import."""
 
-import json
 import traceback
 import warnings
 
@@ -41,7 +40,7 @@ def api_handler(event: dict, context) -> dict:
     return api.resolve(event, context)
 
 
-def _process(notification: dict, context) -> None:
+def _process(notification: dict | str, context) -> None:
     process_notification(
         worker,
         notification,
@@ -60,7 +59,7 @@ def s3_handler(event: dict, context) -> None:
 def _queue_record(record: SQSRecord, lambda_context) -> None:
     """One SQS message whose body is an S3 notification; raising sends it back for a retry."""
     try:
-        _process(json.loads(record.body), lambda_context)
+        _process(record.body, lambda_context)
     except Exception as error:
         # The batch processor keeps every failed record's exception until the next batch, and
         # with it the frames it was raised through: their locals held the record's photo, its

@@ -5,6 +5,7 @@ at least once, so the result key is deterministic and an object whose result alr
 records the same source ETag is skipped.
 """
 
+import json
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -19,15 +20,22 @@ from .settings import Settings
 from .storage import ObjectRef, Storage, object_result_metadata, result_location
 
 
-def created_objects(notification: dict) -> list[ObjectRef]:
-    """The objects an S3 event notification reports as created, keys URL-decoded.
+def created_objects(notification: dict | str) -> list[ObjectRef]:
+    """The objects an S3 event notification (or an SQS message body holding one) reports as
+    created, keys URL-decoded.
 
     S3 URL-encodes keys in notifications, with '+' for a space. The ``s3:TestEvent``
     that S3 sends when a notification is configured has no records and yields nothing.
 
     :raises ValueError: anything else without records (a message sent by hand, an SNS
-        envelope), so that it fails and reaches the dead-letter queue instead of vanishing.
+        envelope, text that is not JSON), so that it fails and reaches the dead-letter queue
+        instead of vanishing.
     """
+    if isinstance(notification, str):
+        try:
+            notification = json.loads(notification)
+        except (ValueError, RecursionError):
+            raise ValueError("not an S3 event notification: the message body is not JSON") from None
     if not isinstance(notification, dict):
         raise ValueError(f"not an S3 event notification: a JSON {type(notification).__name__}")
     if notification.get("Event") == "s3:TestEvent":
@@ -99,7 +107,7 @@ class OutOfTime(Exception):
     """Too little of the invocation is left to process another image: leave it for a retry."""
 
 
-def process_notification(worker: Worker, notification: dict, *, remaining_ms, min_remaining_ms: int, logger) -> None:
+def process_notification(worker: Worker, notification: dict | str, *, remaining_ms, min_remaining_ms: int, logger) -> None:
     """Process every object an S3 notification reports, checking the time left before each.
 
     :param remaining_ms: a callable giving the milliseconds left in this invocation.

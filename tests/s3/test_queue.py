@@ -81,6 +81,21 @@ def test_no_image_is_started_without_enough_time_left(app, use_storage, s3, log_
     assert f"{SETTINGS.min_remaining_ms} ms needed" in line["reason"]
 
 
+@pytest.mark.parametrize("body", ["hello", '{"Records": [', json.dumps({"hello": "world"})])
+def test_a_message_that_is_no_notification_fails_alone_and_is_logged(app, use_storage, s3, log_lines, body):
+    # GIVEN a batch of an upload's notification and a message sent by hand
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    by_hand = {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": body, "MD5OfBody": "x"}
+    event = sqs_event([message(s3_notification(INPUT_BUCKET, "uploads/a.jpg"), 0), by_hand])
+    # WHEN the queue worker gets it
+    response = app.queue_handler(event, LambdaContext())
+    # THEN only the message sent by hand fails, and the log says it was no notification
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert output_keys(s3) == ["results/uploads/a.jpg.png"]
+    (line,) = [line for line in log_lines() if line["message"] == "message not processed"]
+    assert line["level"] == "ERROR" and "not an S3 event notification" in line["reason"]
+
+
 def test_direct_s3_notification(app, use_storage, s3):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/x y+z.jpg", Body=PHOTO)
     app.s3_handler(s3_notification(INPUT_BUCKET, "uploads/x y+z.jpg"), LambdaContext())
