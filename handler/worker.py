@@ -42,11 +42,14 @@ def created_objects(notification: dict | str) -> list[ObjectRef]:
         return []
     if "Records" not in notification:
         raise ValueError(f"not an S3 event notification (no Records): {sorted(notification)[:5]}")
-    return [
-        ObjectRef(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
-        for record in S3Event(notification).records
-        if record.event_name.startswith("ObjectCreated")
-    ]
+    try:
+        return [
+            ObjectRef(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
+            for record in S3Event(notification).records
+            if record.event_name.startswith("ObjectCreated")
+        ]
+    except (KeyError, TypeError, AttributeError) as error:  # Records of another shape
+        raise ValueError(f"not an S3 event notification: its Records are not S3 records ({error!r})") from None
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,17 @@ def test_no_image_is_started_without_enough_time_left(app, use_storage, s3, log_
     assert f"{SETTINGS.min_remaining_ms} ms needed" in line["reason"]
 
 
-@pytest.mark.parametrize("body", ["hello", '{"Records": [', json.dumps({"hello": "world"})])
+NOT_NOTIFICATIONS = [
+    "hello",
+    '{"Records": [',
+    json.dumps({"hello": "world"}),
+    json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
+    json.dumps({"Records": "x"}),
+    json.dumps({"Records": [{"eventName": 5}]}),
+]
+
+
+@pytest.mark.parametrize("body", NOT_NOTIFICATIONS)
 def test_a_message_that_is_no_notification_fails_alone_and_is_logged(app, use_storage, s3, log_lines, body):
     # GIVEN a batch of an upload's notification and a message sent by hand
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
