@@ -101,7 +101,7 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Open lazily, checking cheap facts first: that there are bytes, that the header is a
     supported format, that its pixel count is within ``max_pixels``. Nothing is decoded yet."""
     if not data:
-        raise UnsupportedMediaType("the body is empty: send the bytes of a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
+        raise UnsupportedMediaType("the image is empty (0 bytes): it must be a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image")
     formats = _formats_for(data)
     try:
         with _PILLOW_LIMIT:
@@ -113,7 +113,7 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
         if signature := _signature_format(data, formats):  # e.g. a PNG whose IHDR fails its CRC
             raise UndecodableImage(f"the bytes start like a {signature} image, but its header is corrupt") from None
         raise UnsupportedMediaType(
-            "the body is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"
+            "the bytes are not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"
         ) from None
     except Exception:  # a header that identifies a format and then breaks its parser
         raise UndecodableImage("the image header is corrupt") from None

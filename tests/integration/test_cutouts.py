@@ -254,6 +254,22 @@ def test_an_object_that_is_no_usable_image_gets_the_same_error_as_post_remove(cu
     assert stored_objects(s3) == []
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "the image is empty (0 bytes): it must be a JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC image"),
+        (b"plain text, no image", "the bytes are not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"),
+    ],
+    ids=["empty", "not an image"],
+)
+def test_an_object_that_is_no_image_is_refused_without_talk_of_a_request_body(cutouts, s3, body, message):
+    # A GET sends no body: the refusal of the source object's bytes must not tell the client to send one
+    s3.put_object(Bucket=INPUT_BUCKET, Key="products/bad.jpg", Body=body)
+    reply = cutouts.get("products/bad.jpg")
+    assert_refused(reply, 415, "unsupported_media_type")
+    assert reply.json()["error"]["message"] == message
+
+
 def test_unknown_repeated_and_invalid_options_are_400s(cutouts):
     assert_refused(cutouts.get("products/astronaut.jpg", {"store": "true"}), 400, "invalid_option")
     assert_refused(cutouts.get("products/astronaut.jpg", {"colour": "red"}), 400, "invalid_option")

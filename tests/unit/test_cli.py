@@ -82,7 +82,7 @@ def test_a_failed_input_is_reported_and_the_good_ones_are_written(tmp_path, jpeg
     assert not (output / "x.jpg").exists() and not (output / "half.jpg").exists()
     captured = capsys.readouterr()
     assert "done 1, failed 2" in captured.out
-    assert f"failed: {source / 'x.jpg'}: the body is not an image in a supported format" in captured.err
+    assert f"failed: {source / 'x.jpg'}: the bytes are not an image in a supported format" in captured.err
     assert f"failed: {source / 'half.jpg'}: the JPEG image is truncated or corrupt" in captured.err
     assert "Traceback" not in captured.err
 
