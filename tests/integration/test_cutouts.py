@@ -2,9 +2,12 @@
 stored, against the local S3 server over HTTP with real boto3 (both payload versions)."""
 
 import io
+import json
+import re
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 
 import boto3
 import numpy as np
@@ -268,6 +271,23 @@ def test_an_object_that_is_no_image_is_refused_without_talk_of_a_request_body(cu
     reply = cutouts.get("products/bad.jpg")
     assert_refused(reply, 415, "unsupported_media_type")
     assert reply.json()["error"]["message"] == message
+
+
+def test_an_object_over_max_object_bytes_is_a_413_as_openapi_shows_it(api_with, s3, repo_root):
+    # GIVEN a deployment whose objects may be at most 1,000 bytes
+    s3.put_object(Bucket=INPUT_BUCKET, Key="products/astronaut.jpg", Body=PHOTO)
+    cutouts = Cutouts(api_with(settings=replace(SETTINGS, max_object_bytes=1000), storage=Storage()))
+    # WHEN a cut-out of a larger photo is asked for
+    reply = cutouts.get("products/astronaut.jpg")
+    # THEN it is a 413 naming the object and the limit (a GET has no body to be too large)
+    assert_refused(reply, 413, "too_large")
+    shape = re.compile(r"s3://\S+ is [\d,]+ bytes; the limit is [\d,]+")
+    assert shape.fullmatch(reply.json()["error"]["message"])
+    # AND openapi.json's example for both methods has that shape
+    operations = json.loads((repo_root / "openapi.json").read_text())["paths"]["/cutouts/{key}"]
+    for method in ("get", "head"):
+        example = operations[method]["responses"]["413"]["content"]["application/json"]["examples"]["too_large"]
+        assert shape.fullmatch(example["value"]["error"]["message"]), method
 
 
 def test_unknown_repeated_and_invalid_options_are_400s(cutouts):
