@@ -9,8 +9,9 @@ import binascii
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, fields
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
@@ -119,13 +120,20 @@ def body_bytes(event: BaseProxyEvent, *, limit: int) -> bytes:
 
 
 def query_options(event: BaseProxyEvent) -> dict[str, str]:
-    """Options from the query string, the same for v1 (multi-value) and v2 (comma-joined) events."""
-    values = {}
-    for name, given in event.resolved_query_string_parameters.items():
-        if len(given) > 1:
-            raise InvalidOption(f"option {shown(name)} is given {len(given)} times in the query string; give it once")
-        values[name] = given[0]
-    return values
+    """Options from the query string, each given once, the same for v1 (multi-value) and v2 events.
+
+    HTTP API (v2) events join a repeated parameter's values with commas, which one value may hold
+    too (background=255,255,255): the raw query string tells how often each name was given.
+    """
+    if event.get("version") == "2.0":
+        times = Counter(name for name, _ in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True))
+        given = {name: (value, times[name]) for name, value in event.query_string_parameters.items()}
+    else:
+        given = {name: (values[0], len(values)) for name, values in event.resolved_query_string_parameters.items()}
+    for name, (_, count) in given.items():
+        if count > 1:
+            raise InvalidOption(f"option {shown(name)} is given {count} times in the query string; give it once")
+    return {name: value for name, (value, _) in given.items()}
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

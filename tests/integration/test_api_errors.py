@@ -94,8 +94,21 @@ def test_invalid_base64_event_body(api):
         ({"crop": "maybe"}, ("crop must be true or false", "'maybe'")),
         ({"mask": "true", "background": "#000000"}, ("cannot be combined",)),
         ({"format": ["png", "webp"]}, ("'format' is given 2 times",)),
+        # one value with commas, which HTTP API (v2) events also use to join a repeated parameter's values
+        ({"background": "255,255,255"}, ("background must be a colour like #RRGGBB", "'255,255,255'")),
     ],
-    ids=["unknown", "colour-name", "colour-digits", "format", "jpeg-alpha", "max-size", "flag", "mask-background", "repeated"],
+    ids=[
+        "unknown",
+        "colour-name",
+        "colour-digits",
+        "format",
+        "jpeg-alpha",
+        "max-size",
+        "flag",
+        "mask-background",
+        "repeated",
+        "commas",
+    ],
 )
 def test_invalid_query_option(api, query, words):
     assert_error(api.post(query=query), 400, "invalid_option", *words)
