@@ -20,6 +20,7 @@ import io
 import json
 import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -28,7 +29,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from handler.errors import InvalidOption  # noqa: E402
-from handler.options import Options  # noqa: E402
+from handler.options import Options, shown  # noqa: E402
 
 JOBS_PREFIX = "batch-jobs/"
 MANIFESTS = JOBS_PREFIX + "manifests/"
@@ -75,6 +76,10 @@ def job_request(
 
 def parse_options(pairs: list[str]) -> dict[str, str]:
     """``name=value`` pairs as user arguments, checked by the same rules the function applies."""
+    names = Counter(pair.partition("=")[0] for pair in pairs)
+    for name, times in names.items():
+        if times > 1:  # ambiguous, as the API holds a repeated option: not the last one silently
+            raise InvalidOption(f"option {shown(name)} is given {times} times; give it once")
     options = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in pairs)
     Options.parse(options)  # raises InvalidOption with the rule that was broken
     return options

@@ -115,6 +115,14 @@ def test_options_are_checked_before_anything_is_listed(s3, capsys):
     assert str(stopped.value) == "--option: format must be png, webp or jpeg, not 'gif'"
 
 
+def test_an_option_given_twice_is_refused_as_the_api_refuses_it(s3):
+    # A repeated option is ambiguous: the API answers it with a 400, so the job is not created with the last one
+    base = ["photos/", "--bucket", INPUT_BUCKET, "--jobs-bucket", OUTPUT_BUCKET, "--function-arn", FUNCTION_ARN]
+    with pytest.raises(SystemExit) as stopped:
+        batch_job.main([*base, "--role-arn", ROLE_ARN, "--option", "format=png", "--option", "crop=1", "--option", "format=webp"])
+    assert str(stopped.value) == "--option: option 'format' is given 2 times; give it once"
+
+
 def test_an_inventory_outside_the_jobs_prefix_is_refused(s3):
     args = arguments("--inventory", f"s3://{INPUT_BUCKET}/inventory/manifest.json", "--dry-run")
     with pytest.raises(SystemExit, match="must be under s3://bgremove-output/batch-jobs/manifests/"):
