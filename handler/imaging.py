@@ -93,7 +93,11 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     if image.mode == "La":  # a TIFF's premultiplied grey: Pillow converts it to LA only, not to RGBA
         image = image.convert("LA")
     if _has_transparency(image):
-        return image if image.mode == "RGBA" else image.convert("RGBA")
+        image = image if image.mode == "RGBA" else image.convert("RGBA")
+        # An alpha of 255 everywhere (many exports write one) hides nothing: as RGB, the same
+        # pixels get the same cut-out as without it.
+        if image.getchannel("A").getextrema()[0] < 255:
+            return image
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

@@ -241,3 +241,16 @@ def test_colours_hidden_under_a_sources_transparency_do_not_shape_its_edges(segm
     # THEN the cut-outs are the same: refinement is guided by what the model saw, the photo over white
     # (regression: guided by the hidden colours, the noise pulled alpha inside the opaque part down)
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("options", [Options(), Options(background=(0, 0, 255), format="jpeg")], ids=["cutout", "background"])
+def test_an_alpha_channel_that_hides_nothing_changes_nothing(segmenter, options):
+    # GIVEN a photo over twice the model's size (its fringe's colours cleaned by default), once as an
+    # RGB PNG and once as an RGBA PNG whose alpha is 255 everywhere, as many exports write them
+    photo = example_photo("coffee", (900, 600))
+    rgb, rgba = (encode(photo.convert(mode), "PNG") for mode in ("RGB", "RGBA"))
+    # WHEN both are cut out
+    results = [remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT) for data in (rgb, rgba)]
+    # THEN the same pixels give the same output (regression: the opaque RGBA one counted as a
+    # transparent source, whose colours are kept, so its fringe kept the old background)
+    assert results[1].data == results[0].data
