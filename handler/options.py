@@ -74,9 +74,10 @@ class Options:
     crop:       crop to the subject's bounding box, with a small margin
     max_size:   longest side of the output in pixels (never upscales)
     store:      write the result to S3 and answer with a link (API only)
-    refine:     refine the mask's edges at full resolution, guided by the photo, and clean the
-                fringe's colours; None (the default) does so for photos over twice the
-                model's 320 px input, where the upsampled mask is soft
+    refine:     refine the mask's edges at full resolution, guided by the photo; None (the
+                default) does so for photos over twice the model's 320 px input, where the
+                upsampled mask is soft. The fringe's colours are cleaned there whatever
+                refine says, and below that when refine is True
     hard:       snap near-0 and near-1 mask values for crisp product cut-outs
     """
 
