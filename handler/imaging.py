@@ -13,7 +13,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
-from .parallel import SERIAL, STRIP_ROWS, StripPool
+from .parallel import SERIAL, StripPool, strip_rows
 from .png import encode_png
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
@@ -226,7 +226,7 @@ def to_array(image: Image.Image, *, strips: StripPool = SERIAL) -> np.ndarray:
     def copy(rows: slice) -> None:
         pixels[rows] = np.asarray(image.crop((0, rows.start, image.width, rows.stop))).reshape(pixels[rows].shape)
 
-    strips.over_rows(copy, image.height, STRIP_ROWS)
+    strips.over_rows(copy, image.height, strip_rows(image.width))
     return pixels
 
 
@@ -322,7 +322,7 @@ def cutout(rgb: np.ndarray, alpha: np.ndarray, *, strips: StripPool = SERIAL) ->
     level, and the PNG gets smaller (zeroing alone roughly halves it).
     """
     rgba = np.empty(alpha.shape + (4,), dtype=np.uint8)
-    strips.over_rows(lambda rows: _cutout_rows(rgb[rows], alpha[rows], rgba[rows]), alpha.shape[0], STRIP_ROWS)
+    strips.over_rows(lambda rows: _cutout_rows(rgb[rows], alpha[rows], rgba[rows]), alpha.shape[0], strip_rows(alpha.shape[1]))
     return rgba
 
 

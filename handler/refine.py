@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .parallel import SERIAL, STRIP_ROWS, StripPool
+from .parallel import SERIAL, STRIP_ROWS, StripPool, strip_rows
 
 # Long side of the working size: the model's own resolution. The mask holds nothing finer.
 WORK_SIDE = 320
@@ -288,7 +288,7 @@ def refine_mask(mask: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL) -
     def refine_strip(rows: slice) -> None:
         refined[rows] = _refined_rows(rows, mask, levelled, edge, grid, weight)
 
-    strips.over_rows(refine_strip, mask.shape[0], STRIP_ROWS)
+    strips.over_rows(refine_strip, mask.shape[0], strip_rows(mask.shape[1], STRIP_ROWS))
     return refined
 
 
@@ -365,5 +365,5 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: Guide, *, stri
     def recolour_strip(rows: slice) -> None:
         result[rows] = _recoloured_rows(rows, rgb, alpha, means, grid)
 
-    strips.over_rows(recolour_strip, alpha.shape[0], STRIP_ROWS)
+    strips.over_rows(recolour_strip, alpha.shape[0], strip_rows(alpha.shape[1], STRIP_ROWS))
     return result

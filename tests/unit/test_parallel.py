@@ -8,7 +8,7 @@ from helpers import encode, example_photo
 from PIL import Image
 
 from handler.options import Options
-from handler.parallel import SERIAL, StripPool, row_strips
+from handler.parallel import MIN_STRIP_PIXELS, SERIAL, StripPool, row_strips
 from handler.pipeline import remove_background
 
 
@@ -78,3 +78,32 @@ def test_a_big_jpeg_decoded_beside_its_mask_upsampling_lines_up_at_any_orientati
 
     assert multi.data == single.data
     assert (multi.width, multi.height) == ((1500, 2000) if orientation == 1 else (2000, 1500))
+
+
+class CountingPool(StripPool):
+    """A one-worker pool that remembers how many items each call handed out."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.handed_out: list[int] = []
+
+    def map(self, function, items):
+        items = list(items)
+        self.handed_out.append(len(items))
+        return super().map(function, items)
+
+
+def test_a_one_pixel_wide_image_is_not_cut_into_a_strip_per_128_pixels(segmenter):
+    # GIVEN a 1x200,000 PNG, refined and recoloured by default (regression: every full-resolution
+    # step cut it into 128-row strips, 1,563 of 128 pixels each, whose hand-offs cost more than
+    # their work: a 1x40,000,000 PNG of a few KB took 51 s where a 40 MP photo takes about 1 s)
+    pixels = np.full((200_000, 1, 3), 90, np.uint8)
+    pixels[70_000:130_000] = (240, 200, 40)
+    pool = CountingPool()
+    data = encode(Image.fromarray(pixels), "PNG")
+
+    result = remove_background(data, Options(), segmenter=segmenter, max_pixels=10**8, strips=pool)
+
+    # THEN it is cut out in full, and no step hands out strips of fewer than MIN_STRIP_PIXELS
+    assert (result.width, result.height) == (1, 200_000) and "refinement" in result.stage_seconds
+    assert max(pool.handed_out) <= -(-200_000 // MIN_STRIP_PIXELS)
