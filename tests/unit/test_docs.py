@@ -2,8 +2,10 @@
 signing recipes sign what the handler accepts."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import fields
 
@@ -36,6 +38,19 @@ def test_every_api_option_is_in_the_readme(readme, name):
 @pytest.mark.parametrize("command", ["make demo", "make test", "make serve", "make lint", "make bench", "make eval"])
 def test_make_targets_are_documented(readme, command):
     assert command in readme
+
+
+def test_bare_pytest_as_the_readme_runs_it_finds_the_project(readme, repo_root):
+    # GIVEN the README's `pytest -m "not quality"`: the console script puts its own folder first on
+    # sys.path, not the working directory as `python -m pytest` does (-P runs pytest that way)
+    assert 'pytest -m "not quality"' in readme
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    # WHEN it collects a test module that imports the handler package
+    command = [sys.executable, "-P", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/unit/test_model.py"]
+    completed = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
+    # THEN the conftest and the tests import `handler` and `scripts` from the repo
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "tests/unit/test_model.py::test_model_signature" in completed.stdout
 
 
 def signing_recipe(readme: str, language: str) -> str:
