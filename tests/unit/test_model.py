@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.util
+import shutil
 import subprocess
 import sys
 
@@ -36,6 +37,22 @@ def test_fetch_model_check_passes_without_downloading(repo_root):
 
     assert completed.returncode == 0, completed.stderr
     assert "ok" in completed.stdout
+
+
+def test_what_fetch_model_downloads_beside_the_bundled_model_is_never_committed(fetch_model, repo_root):
+    # GIVEN the files `fetch_model.py --full` writes: the 176 MB U²-Net ("not committed") and the
+    # candidates it writes before checking a download's checksum
+    git = shutil.which("git")
+    inside = git and subprocess.run([git, "rev-parse"], cwd=repo_root, capture_output=True).returncode == 0
+    if not inside:
+        pytest.skip("not a git checkout")
+    full, bundled = fetch_model.U2NET.path, fetch_model.U2NETP.path
+    written = [full, full.with_suffix(".download"), bundled.with_suffix(".download")]
+    paths = [path.relative_to(repo_root).as_posix() for path in written]
+    # WHEN git is asked which of them it ignores
+    completed = subprocess.run([git, "check-ignore", *paths], cwd=repo_root, capture_output=True, text=True)
+    # THEN all of them: `git add -A` after a full fetch cannot put the model in the history
+    assert completed.stdout.split() == paths
 
 
 def test_model_signature():
