@@ -188,6 +188,10 @@ def main() -> int:
     unknown = [name for name in variants if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; variants are {', '.join(VARIANTS)}")
+    # A mistyped EVAL_PHOTOS is named here, before the model loads, not met as a traceback later.
+    for folder in args.sets:
+        if not folder.is_dir():
+            parser.error(f"EVAL_PHOTOS / sets: {folder} is not a folder")
     runs = [(folder, args.megapixels) for folder in args.sets]
     if not runs:
         runs = [(TESTDATA / "sod", None), (TESTDATA / "hires", None), (EXAMPLES, 12.0)]

@@ -61,3 +61,14 @@ def test_megapixels_upscales_the_photo_the_pipeline_decodes(evaluation, segmente
     assert upscaled.width * photo.height == pytest.approx(upscaled.height * photo.width, rel=0.01)  # upright, as decoded
     reduced = np.asarray(upscaled.resize(photo.size, Image.Resampling.BOX), dtype=np.float32)
     assert np.abs(reduced - np.asarray(photo, dtype=np.float32)).mean() < 3  # the same pixels, not white
+
+
+def test_a_folder_that_does_not_exist_is_a_usage_error_not_a_traceback(evaluation, tmp_path, monkeypatch, capsys):
+    # GIVEN `make eval EVAL_PHOTOS=...` with a mistyped folder
+    missing = tmp_path / "no-such-photos"
+    monkeypatch.setattr(sys, "argv", ["eval.py", str(missing)])
+    # WHEN the script starts THEN it says which folder, the way argparse reports bad arguments
+    with pytest.raises(SystemExit) as exit_info:
+        evaluation.main()
+    assert exit_info.value.code == 2
+    assert f"{missing} is not a folder" in capsys.readouterr().err
