@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import atheris
+from arguments import at_least_one
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEEDS = REPO_ROOT / "tests" / "corpus" / "bodies"
@@ -48,7 +49,8 @@ def test_one_input(data: bytes) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=60, help="how long to fuzz (default 60)")
+    # libFuzzer reads -max_total_time=0 as "no limit": at least a second keeps every run bounded.
+    parser.add_argument("--seconds", type=at_least_one, default=60, help="how long to fuzz (default 60)")
     args, libfuzzer_args = parser.parse_known_args()
     FINDINGS.mkdir(exist_ok=True)
     WORK_CORPUS.mkdir(exist_ok=True)
