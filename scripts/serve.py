@@ -281,10 +281,17 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _proxy
 
 
+def port_number(text: str) -> int:
+    """A TCP port to listen on; 0 picks a free one."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3000, help="port to listen on; 0 picks a free one (default 3000)")
+    parser.add_argument("--port", type=port_number, default=3000, help="port to listen on; 0 picks a free one (default 3000)")
     parser.add_argument("--http-api", action="store_true", help="send HTTP API payload v2 events instead of REST API v1")
     parser.add_argument(
         "--local-s3", action="store_true", help="run an S3 server in this process with source and output buckets (make serve)"

@@ -226,3 +226,15 @@ def test_a_port_in_use_is_said_plainly():
     assert completed.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(port):
+    # `make serve PORT=...` with a typo: said by argparse, not an OverflowError from bind()
+    completed = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--port", port], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert completed.returncode == 2
+    assert f"--port: must be a port number from 0 to 65535, not '{port}'" in completed.stderr
+    assert "Traceback" not in completed.stderr
