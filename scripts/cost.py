@@ -66,6 +66,14 @@ def cgroup_problem() -> str | None:
     return None
 
 
+def memory_sizes(text: str) -> list[int]:
+    """Comma-separated Lambda memory sizes in MB (Lambda allows 128 to 10,240)."""
+    sizes = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() and 128 <= int(item) <= 10_240 for item in sizes):
+        raise argparse.ArgumentTypeError(f"must be memory sizes in MB from 128 to 10240, comma separated, not {text!r}")
+    return [int(item) for item in sizes]
+
+
 @contextmanager
 def cpu_quota(cpus: float):
     """A cgroup of its own, limited to ``cpus`` CPUs' worth of time; removed afterwards, also on error."""
@@ -212,7 +220,9 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=at_least_one, default=2, help="timed runs per photo in each pass, after one warm-up (default 2)"
     )
-    parser.add_argument("--sizes", default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated")
+    parser.add_argument(
+        "--sizes", type=memory_sizes, default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated"
+    )
     parser.add_argument("--no-levers", action="store_true", help="only the cost curve")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -229,7 +239,7 @@ def main() -> int:
 
     all_photos = make_photos(REPO / "bench-results" / "photos")
     photos = {name: all_photos[name] for name in PHOTOS}
-    curve_cases = [Case(int(size), PHOTOS, SPINNING) for size in args.sizes.split(",")]
+    curve_cases = [Case(size, PHOTOS, SPINNING) for size in args.sizes]
     levers = [] if args.no_levers else lever_cases()
     load_before = os.getloadavg()
     results = run_interleaved(curve_cases + levers, photos, rounds=args.rounds, repeats=args.repeats)
