@@ -1,7 +1,13 @@
 """The Dockerfile builds the image template.yaml expects, from the pins the tests use."""
 
+import ast
+import importlib.metadata
 import json
+import sys
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from scripts import sam_template
 
@@ -36,3 +42,34 @@ def test_build_context_is_an_allowlist():
     assert lines[0] == "*"
     allowed = {line for line in lines if line.startswith("!")}
     assert allowed == {"!requirements.txt", "!handler/", "!model/u2netp.onnx", "!model/README.md"}
+
+
+def installed_by(requirements: Path) -> set[str]:
+    """The distributions `pip install -r requirements` brings: the pins and what they require."""
+    lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
+    pending = [Requirement(line).name for line in lines if line and not line.startswith("-")]
+    found = set()
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name not in found:
+            found.add(name)
+            needs = [Requirement(text) for text in importlib.metadata.requires(name) or []]
+            pending += [need.name for need in needs if need.marker is None or need.marker.evaluate({"extra": ""})]
+    return found
+
+
+def test_the_handler_imports_only_what_the_image_installs():
+    # The contract test runs the image's CMD on the development venv, so it cannot see an import
+    # that only requirements-dev.txt provides: in the image that is an init error.
+    modules = set()
+    for source in (ROOT / "handler").glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.partition(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"handler"}
+    providers = importlib.metadata.packages_distributions()
+    image = installed_by(ROOT / "requirements.txt")
+    missing = {module for module in third_party if not {canonicalize_name(d) for d in providers.get(module, [])} & image}
+    assert not missing, f"handler/ imports {sorted(missing)}, which requirements.txt does not install"
