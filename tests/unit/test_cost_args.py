@@ -6,16 +6,20 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize(("option", "value"), [("--repeats", "0"), ("--rounds", "0"), ("--repeats", "-1")])
-def test_counts_under_one_exit_2_before_anything_is_measured(repo_root, option, value):
-    # One size and no levers: were the check gone, a machine with cgroups (root) would measure for seconds, not minutes.
-    run = subprocess.run(
-        [sys.executable, str(repo_root / "scripts" / "cost.py"), "--sizes", "3008", "--no-levers", option, value],
+def run_cost(repo_root, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(repo_root / "scripts" / "cost.py"), *arguments],
         cwd=repo_root,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize(("option", "value"), [("--repeats", "0"), ("--rounds", "0"), ("--repeats", "-1")])
+def test_counts_under_one_exit_2_before_anything_is_measured(repo_root, option, value):
+    # One size and no levers: were the check gone, a machine with cgroups (root) would measure for seconds, not minutes.
+    run = run_cost(repo_root, "--sizes", "3008", "--no-levers", option, value)
     assert run.returncode == 2, run.stderr[-2000:]
     assert f"{option}: must be a whole number of at least 1, not {value!r}" in run.stderr
 
@@ -23,12 +27,6 @@ def test_counts_under_one_exit_2_before_anything_is_measured(repo_root, option, 
 @pytest.mark.parametrize("sizes", ["abc", "3008,", "64", "20000"])
 def test_memory_sizes_lambda_cannot_have_exit_2_before_anything_is_measured(repo_root, sizes):
     # Before the check: a ValueError traceback after the photos were made (as root), or a skip that exits 0 elsewhere.
-    run = subprocess.run(
-        [sys.executable, str(repo_root / "scripts" / "cost.py"), "--sizes", sizes, "--no-levers"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_cost(repo_root, "--sizes", sizes, "--no-levers")
     assert run.returncode == 2, run.stderr[-2000:]
     assert f"--sizes: must be memory sizes in MB from 128 to 10240, comma separated, not {sizes!r}" in run.stderr
