@@ -537,19 +537,34 @@ def test_parameters_cover_size_architecture_timeout_and_cors():
     }
 
 
-def test_alarms_watch_errors_throttles_and_the_dead_letter_queue():
+def test_alarms_watch_errors_throttles_the_api_answers_and_the_dead_letter_queue():
     watched = set()
     for alarm in of_type("AWS::CloudWatch::Alarm").values():
         properties = alarm["Properties"]
-        (dimension,) = properties["Dimensions"]
+        dimension = properties["Dimensions"][0]
         watched.add((properties["MetricName"], sam_template.referenced_id(dimension["Value"])))
     assert watched == {
         ("Errors", "ApiFunction"),
         ("Throttles", "ApiFunction"),
+        ("5XXError", "AWS::StackName"),
         ("Errors", "WorkerFunction"),
         ("Throttles", "WorkerFunction"),
         ("ApproximateNumberOfMessagesVisible", "DeadLetterQueue"),
     }
+
+
+def test_the_server_error_alarm_watches_the_deployed_api_and_stage():
+    # The API function answers its own unexpected errors with a 500 (tests/faults), which
+    # Lambda's Errors metric never counts: only the gateway's 5xx count sees them. Its
+    # dimensions must name the RestApi as deployed, or the alarm watches a metric that never exists.
+    expanded = sam_template.expand(sam_template.load())["Resources"]
+    (stage,) = [resource for resource in expanded.values() if resource["Type"] == "AWS::ApiGateway::Stage"]
+    api = expanded["Api"]["Properties"]
+    assert "Name" not in api  # so the RestApi is named by its definition's title
+    alarm = RESOURCES["ApiServerErrorsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
+    dimensions = {dimension["Name"]: dimension["Value"] for dimension in alarm["Dimensions"]}
+    assert dimensions == {"ApiName": api["Body"]["info"]["title"], "Stage": stage["Properties"]["StageName"]}
 
 
 def test_outputs_tell_how_to_reach_the_service():
