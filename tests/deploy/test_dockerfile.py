@@ -44,10 +44,16 @@ def test_build_context_is_an_allowlist():
     assert allowed == {"!requirements.txt", "!handler/", "!model/u2netp.onnx", "!model/README.md"}
 
 
+def pinned_in(requirements: Path) -> dict[str, Requirement]:
+    """The requirements a file names itself, by canonical name."""
+    lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
+    requirements = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    return {canonicalize_name(requirement.name): requirement for requirement in requirements}
+
+
 def installed_by(requirements: Path) -> set[str]:
     """The distributions `pip install -r requirements` brings: the pins and what they require."""
-    lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
-    pending = [Requirement(line).name for line in lines if line and not line.startswith("-")]
+    pending = list(pinned_in(requirements))
     found = set()
     while pending:
         name = canonicalize_name(pending.pop())
@@ -73,3 +79,14 @@ def test_the_handler_imports_only_what_the_image_installs():
     image = installed_by(ROOT / "requirements.txt")
     missing = {module for module in third_party if not {canonicalize_name(d) for d in providers.get(module, [])} & image}
     assert not missing, f"handler/ imports {sorted(missing)}, which requirements.txt does not install"
+
+
+def test_everything_the_image_installs_is_pinned_to_the_version_the_tests_run():
+    # Unpinned, what the runtime pins require (botocore, protobuf, urllib3...) would be resolved
+    # afresh by each `sam build`: an image could run code the tests never saw.
+    pins = pinned_in(ROOT / "requirements.txt")
+    unpinned = installed_by(ROOT / "requirements.txt") - set(pins)
+    assert not unpinned, f"requirements.txt installs {sorted(unpinned)} without pinning them"
+    for name, requirement in pins.items():
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==" and specifier.version == importlib.metadata.version(name), name
