@@ -203,8 +203,13 @@ def test_metrics_in_emf_and_request_id_in_logs(api, capsys, log_lines):
     assert blobs[0]["InputPixels"] == [120 * 80]
     assert blobs[0]["OutputBytes"] == [len(reply.body)]
     assert blobs[0]["Latency"][0] > 0
-    # AND the refusal is logged with the request id as the correlation id
+    # AND the cut-out is logged with the request id, its size and where its time went
     request_id = api.fixture_event()["requestContext"]["requestId"]
+    (made,) = [line for line in log_lines() if line.get("message") == "cut-out made"]
+    assert made["correlation_id"] == request_id and made["status"] == 200
+    assert (made["input_pixels"], made["output_bytes"]) == (120 * 80, len(reply.body))
+    assert {"decode", "inference", "encoding"} <= set(made["stage_ms"]) and all(ms >= 0 for ms in made["stage_ms"].values())
+    # AND the refusal is logged with the request id as the correlation id
     refusals = [line for line in log_lines() if line.get("message") == "request refused"]
     assert refusals and refusals[0]["correlation_id"] == request_id
     assert refusals[0]["code"] == "invalid_option"
