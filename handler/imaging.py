@@ -41,6 +41,11 @@ _START_OF_SCAN = b"\xff\xda"  # never inside entropy-coded data, where a 0xFF by
 # left unsaid: open_image's own check then refuses the image, naming both numbers.
 _PILLOW_LIMIT = threading.Lock()
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow warns of what it skips in a client's file (a broken EXIF tag: "Skipping tag 1297"),
+# which the decode survives or refuses with its own error. Said, each distinct text went to
+# stderr as two plain lines with the install path, and stayed in the warnings registry for the
+# life of the process: a client choosing tag numbers grew both without bound.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def _formats_for(data: bytes) -> tuple[str, ...]:

@@ -449,6 +449,31 @@ def test_not_an_image_is_unsupported_media_type_before_heif_is_ever_loaded(repo_
     assert completed.stdout.strip() == "False", completed.stderr
 
 
+def test_pillows_warnings_about_a_clients_file_neither_reach_stderr_nor_pile_up(repo_root):
+    # A JPEG whose EXIF names a tag with more bytes than the file holds: Pillow skips the tag
+    # and warns with its number, which the client chooses. In a fresh interpreter (pytest
+    # resets warning filters per test), as a warm Lambda runs the handler.
+    script = """
+import struct, sys
+from PIL import Image, TiffImagePlugin
+from handler.imaging import decode
+sys.path.insert(0, "tests")
+from helpers import encode, example_photo
+photo = encode(example_photo("astronaut", (64, 64)), "JPEG")
+for tag in range(1000, 1050):
+    ifd = struct.pack("<2sH I H HHII I", b"II", 42, 8, 1, tag, 7, 10_000, 26, 0)
+    app1 = b"Exif\\0\\0" + ifd + b"x" * 8
+    data = photo[:2] + b"\\xff\\xe1" + struct.pack(">H", len(app1) + 2) + app1 + photo[2:]
+    assert decode(data, max_pixels=10_000).size == (64, 64)
+print(len(getattr(TiffImagePlugin, "__warningregistry__", {})))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert int(completed.stdout) < 5
+
+
 @pytest.mark.parametrize("image_format", FORMATS)
 def test_corrupt_bytes_only_ever_raise_typed_errors(photo, image_format):
     # Flip bytes all over a valid file: whatever happens, it is a ServiceError or an image.
