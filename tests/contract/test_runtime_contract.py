@@ -35,7 +35,11 @@ TEMPLATE = sam_template.load()
 FUNCTIONS = sam_template.functions(TEMPLATE)
 BUCKETS = {"InputBucket": "bgremove-input", "OutputBucket": "bgremove-output"}
 # What the template's references stand for here (the secret is read only for GET /cutouts).
-RESOURCE_NAMES = {**BUCKETS, "UrlSigningSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bgremove-url-signing"}
+RESOURCE_NAMES = {
+    **BUCKETS,
+    "UrlSigningSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bgremove-url-signing",
+    "AWS::StackName": "bgremove",
+}
 # Which committed events each entry point must answer.
 EVENTS_FOR = {
     "handler.app.api_handler": ["apigw-rest.json", "apigw-http.json"],

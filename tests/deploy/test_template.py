@@ -553,6 +553,14 @@ def test_alarms_watch_errors_throttles_the_api_answers_and_the_dead_letter_queue
     }
 
 
+def test_each_stack_has_metrics_and_logs_of_its_own():
+    # Powertools names the metrics' one dimension (and every log line's "service") after
+    # POWERTOOLS_SERVICE_NAME; the namespace is shared, so a fixed name mixed a dev stack's
+    # latency into prod's in one account.
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+
+
 def test_the_server_error_alarm_watches_the_deployed_api_and_stage():
     # The API function answers its own unexpected errors with a 500 (tests/faults), which
     # Lambda's Errors metric never counts: only the gateway's 5xx count sees them. Its
