@@ -71,7 +71,7 @@ class Options:
     format:     png (default), webp, or jpeg (only for outputs without alpha)
     mask:       return the greyscale mask instead of the cut-out
     background: composite onto this RGB colour instead of transparency
-    crop:       crop to the subject's bounding box, with a small margin
+    crop:       crop to the subject's bounding box, with a small margin (no subject: not cropped)
     max_size:   longest side of the output in pixels (never upscales)
     store:      write the result to S3 and answer with a link (API only)
     refine:     refine the mask's edges at full resolution, guided by the photo; None (the

@@ -115,6 +115,14 @@ def test_crop_of_a_cutout_keeps_alpha(run):
     assert image.mode == "RGBA" and image.width < WIDTH
 
 
+def test_crop_of_a_photo_with_no_subject_keeps_it_whole(run):
+    # A source transparent all over leaves nothing to crop to: the whole picture, not an error.
+    clear = encode(Image.new("RGBA", (90, 60), (30, 60, 90, 0)), "PNG")
+    image = open_result(run(Options(crop=True), clear).data)
+
+    assert image.size == (90, 60) and image.getextrema()[3] == (0, 0)
+
+
 @pytest.mark.parametrize("max_size, expected", [(300, (300, 200)), (599, (599, 399)), (600, (600, 400)), (5000, (600, 400))])
 def test_max_size_fits_the_longest_side_and_never_upscales(run, max_size, expected):
     result = run(Options(max_size=max_size))
