@@ -3,7 +3,8 @@
     python scripts/invoke.py api tests/events/apigw-rest.json
     python scripts/invoke.py api tests/events/apigw-http.json | jq -r .body | base64 -d > cutout.png
 
-The handler's logs and EMF metrics go to stderr, so stdout holds only the return value.
+The handler's logs and EMF metrics go to stderr, so stdout holds only the return value, or a
+function error as Lambda reports one (errorMessage, errorType, stackTrace; exit status 1).
 """
 
 import argparse
@@ -12,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +62,24 @@ def main(argv: list[str] | None = None) -> int:
         event = json.loads(args.event.read_text())
     except (OSError, json.JSONDecodeError) as error:
         parser.error(f"cannot read the event {args.event}: {error}")
+    context = LambdaContext()
     # Powertools' Logger binds its stream at import, so the import happens inside the redirect too.
     with contextlib.redirect_stdout(sys.stderr):
         handler = load_handler(args.kind)
-        response = handler(event, LambdaContext())
+        try:
+            response = handler(event, context)
+        except Exception as error:
+            # A function error, as Lambda (and `sam local invoke`) reports one: JSON on stdout,
+            # the trace in the log too, and a failing exit status for scripts.
+            traceback.print_exc()
+            failure = {
+                "errorMessage": str(error),
+                "errorType": type(error).__name__,
+                "requestId": context.aws_request_id,
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            }
+            print(json.dumps(failure, indent=2), file=sys.__stdout__)
+            return 1
     print(json.dumps(response, indent=2))
     return 0
 

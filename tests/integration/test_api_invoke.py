@@ -35,3 +35,17 @@ def test_refuses_an_unknown_kind_and_a_missing_file():
     assert invoke("nope", "tests/events/apigw-rest.json").returncode == 2
     missing = invoke("api", "tests/events/no-such-event.json")
     assert missing.returncode == 2 and "cannot read the event" in missing.stderr
+
+
+def test_a_function_error_is_reported_as_lambda_reports_it(tmp_path):
+    # GIVEN an event the S3 handler cannot read: a queue message's body sent to it by mistake
+    event = tmp_path / "not-s3.json"
+    event.write_text(json.dumps({"Event": "something else"}))
+    # WHEN it is invoked
+    result = invoke("s3", str(event))
+    # THEN stdout holds Lambda's error JSON, the exit status says it failed, and the trace is in the log
+    assert result.returncode == 1, result.stderr
+    failure = json.loads(result.stdout)
+    assert failure["errorType"] == "ValueError" and "not an S3 event notification" in failure["errorMessage"]
+    assert failure["stackTrace"] and failure["requestId"]
+    assert "Traceback" in result.stderr
