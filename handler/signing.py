@@ -22,6 +22,12 @@ EXPIRES = "expires"
 # parameters: a signature for the key "a.jpg\nmask=true" would pass for "a.jpg" with the option
 # mask "true\n" (options are read with surrounding whitespace stripped). No option holds them.
 _SEPARATORS = ("\n", "&")
+UNSIGNABLE = "no signature covers a URL whose parameters hold a newline or '&', or a name with '='"
+
+
+def signable(params: dict[str, str]) -> bool:
+    """Whether the string to sign tells these parameters apart: none holds a separator."""
+    return not any("=" in name or any(sep in name + value for sep in _SEPARATORS) for name, value in params.items())
 
 
 def string_to_sign(key: str, params: dict[str, str]) -> str:
@@ -37,7 +43,12 @@ def sign(secret: str, key: str, params: dict[str, str]) -> str:
 
 
 def signed_query(secret: str, key: str, params: dict[str, str], *, expires: int | None = None) -> str:
-    """The query string of a signed URL for ``key`` with these options (and an expiry, in Unix seconds)."""
+    """The query string of a signed URL for ``key`` with these options (and an expiry, in Unix seconds).
+
+    :raises InvalidOption: parameters ``verify`` would refuse whatever their signature.
+    """
+    if not signable(params):
+        raise InvalidOption(UNSIGNABLE)
     params = dict(params) | ({EXPIRES: str(expires)} if expires is not None else {})
     params[SIGNATURE] = sign(secret, key, params)
     return urlencode(params, quote_via=quote)
@@ -55,8 +66,8 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
     Without a secret nothing is signed, but an ``expires`` still counts.
     """
     if secret is not None:
-        if any("=" in name or any(sep in name + value for sep in _SEPARATORS) for name, value in params.items()):
-            raise BadSignature("no signature covers a URL whose parameters hold a newline or '&', or a name with '='")
+        if not signable(params):
+            raise BadSignature(UNSIGNABLE)
         given = params.get(SIGNATURE, "")
         # compare_digest takes the same time wherever the first difference is.
         if not hmac.compare_digest(given.encode("utf-8"), sign(secret, key, params).encode("ascii")):

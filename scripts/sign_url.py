@@ -47,7 +47,8 @@ def signed_url(base: str, secret: str, key: str, options: dict[str, str], *, exp
     ``base`` is the API's root (``http://127.0.0.1:3000``) or the stack's CutoutBaseUrl, which
     already ends in ``/cutouts/``: either way the path names ``/cutouts/`` once.
 
-    :raises InvalidOption: an option the route would refuse, so no such URL is ever signed.
+    :raises InvalidOption: an option the route would refuse, or one no signature covers (a
+        newline in a value), so no such URL is ever signed.
     """
     cutout_options(options, accept="")
     root = base.rstrip("/").removesuffix(cutout_path("").rstrip("/"))
@@ -123,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as error:
         parser.error(str(error))
     expires = int(time.time()) + args.expires_in if args.expires_in is not None else None
-    print(signed_url(base, secret, args.key, given, expires=expires))
+    try:
+        print(signed_url(base, secret, args.key, given, expires=expires))
+    except InvalidOption as error:  # a value the options accept stripped, but no signature covers
+        parser.error(error.message)
     return 0
 
 

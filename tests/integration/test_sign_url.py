@@ -86,6 +86,16 @@ def test_options_the_route_would_refuse_are_not_signed(options, capsys):
     assert printed.err.rstrip().endswith(refused.value.message)
 
 
+def test_a_value_no_signature_covers_is_not_signed(capsys):
+    # "true\n" passes the options (read stripped), but the route refuses any URL holding a newline
+    # whatever its signature: signed, it was a URL that could only ever answer 403.
+    with pytest.raises(SystemExit) as exit:
+        sign_url.main([KEY, "--crop", "true\n", "--base", "http://127.0.0.1:3000", "--secret", SECRET])
+    printed = capsys.readouterr()
+    assert exit.value.code == 2 and printed.out == ""
+    assert "no signature covers a URL whose parameters hold a newline" in printed.err
+
+
 def test_store_and_unknown_options_are_not_offered(capsys):
     with pytest.raises(SystemExit):
         sign_url.main([KEY, "--store", "true", "--base", "x", "--secret", SECRET])
