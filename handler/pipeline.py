@@ -58,8 +58,10 @@ def _shrink(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[
 
 def segment(
     data: bytes, *, segmenter: Segmenter, max_pixels: int, strips: StripPool = SERIAL, stopwatch: Stopwatch | None = None
-) -> tuple[Image.Image, np.ndarray]:
-    """Decode image bytes and predict their mask: (upright RGB or RGBA image, uint8 mask at its size)."""
+) -> tuple[Image.Image, Image.Image, np.ndarray]:
+    """Decode image bytes and predict their mask: (upright RGB or RGBA image, the RGB photo the
+    model saw at that size, uint8 mask at that size). The two images are one for RGB photos; a
+    transparent source is seen over white."""
     stopwatch = stopwatch or Stopwatch()
     header = imaging.open_image(data, max_pixels=max_pixels)
     # Read before decode_preview's draft shrinks the header; a JPEG's EXIF comes with its header
@@ -73,8 +75,9 @@ def segment(
     preview = imaging.decode_preview(header, min_side=PREVIEW_SIDE)
     if preview is None:
         image = imaging.decode(data, max_pixels=max_pixels)
+        seen = imaging.flatten(image)
         stopwatch.lap("decode")
-        small_mask = segmenter.predict_small(imaging.flatten(image), release_memory=release_memory, lap=stopwatch.lap)
+        small_mask = segmenter.predict_small(seen, release_memory=release_memory, lap=stopwatch.lap)
         mask = upsample(small_mask, image.size)
         stopwatch.lap("upsampling")
     else:
@@ -86,8 +89,9 @@ def segment(
         image, mask = strips.map(
             lambda task: task(), [lambda: imaging.decode(data, max_pixels=max_pixels), lambda: upsample(small_mask, size)]
         )
+        seen = imaging.flatten(image)  # a JPEG's: RGB already
         stopwatch.lap("decode")
-    return image, mask
+    return image, seen, mask
 
 
 def remove_background(
@@ -99,22 +103,23 @@ def remove_background(
         own, built once with ``settings.threads`` workers); the output is the same with any pool.
     """
     stopwatch = Stopwatch()
-    image, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels, strips=strips, stopwatch=stopwatch)
-    # The model sees transparent sources over white, but the output keeps their own colours:
-    # flattened colours would lighten every semi-transparent pixel.
-    photo = image if image.mode == "RGB" else image.convert("RGB")
-    rgb = imaging.to_array(photo, strips=strips)
+    image, seen, mask = segment(data, segmenter=segmenter, max_pixels=max_pixels, strips=strips, stopwatch=stopwatch)
     # Past twice the model's input the upsampled mask is soft and its fringe carries the old
     # background, so the full-resolution steps pay off; below it they would cost a third of a
     # small photo's time for little gain, and run only when refine is asked for explicitly.
-    upsampled = max(rgb.shape[:2]) > 2 * INPUT_SIZE
+    upsampled = max(image.size) > 2 * INPUT_SIZE
     refine_edges = options.refine or (options.refine is None and upsampled)
     # The model's fringe gets the subject's colour, not the old background's. Sources with
     # alpha keep their own colours: behind their transparent parts there is no photo to unmix.
     clean_colours = not options.mask and image.mode == "RGB" and (upsampled or options.refine)
     # The guide is the photo the model saw: colours a source hides under alpha 0 are no edge of
     # its subject, and read as one they pulled holes into opaque parts.
-    guide = refine.working_photo(imaging.flatten(image)) if refine_edges or clean_colours else None
+    guide = refine.working_photo(seen) if refine_edges or clean_colours else None
+    del seen  # a transparent source's flattened copy: 36 MB at 12 MP
+    # The model sees transparent sources over white, but the output keeps their own colours:
+    # flattened colours would lighten every semi-transparent pixel.
+    photo = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = imaging.to_array(photo, strips=strips)
     source_alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
     icc_profile = None if options.mask else imaging.rgb_profile(image)  # a mask is no colour to tag
     input_pixels = image.width * image.height

@@ -117,7 +117,7 @@ def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Im
         # Decoded as the pipeline decodes: upright, and 16-bit scaled (converting would clamp it to white).
         photo = upscaled(imaging.decode(path.read_bytes(), max_pixels=10**9).convert("RGB"), megapixels * 1e6)
         return photo, predicted(segmenter, photo)
-    image, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
+    image, _, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
     return image.convert("RGB"), mask
 
 
