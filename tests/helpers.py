@@ -86,6 +86,16 @@ def open_result(data: bytes) -> Image.Image:
     return image
 
 
+def cli_output(photo: bytes, arguments: list[str], folder: Path) -> bytes:
+    """What `python -m handler` writes for the photo's bytes with these arguments."""
+    from handler.cli import main
+
+    source, output = folder / "photo.jpg", folder / "cutout.out"
+    source.write_bytes(photo)
+    assert main([str(source), "-o", str(output), *arguments]) == 0
+    return output.read_bytes()
+
+
 def pipeline_mask(data: bytes, segmenter, max_pixels: int = 40_000_000) -> np.ndarray:
     """The mask the real pipeline returns for encoded image bytes (``Options(mask=True)``)."""
     from handler.options import Options

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import encode, example_photo
+from helpers import cli_output, encode, example_photo
 from PIL import Image
-
-from handler.cli import main as cli_main
 
 # Options as the API takes them (query string) -> the same options as CLI arguments.
 OPTION_CASES = {
@@ -34,14 +32,10 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 _cli_outputs: dict[str, bytes] = {}
 
 
-def cli_output(case: str, photo: bytes, tmp_path) -> bytes:
+def cli_case(case: str, photo: bytes, tmp_path) -> bytes:
     """What `python -m handler` writes for the photo with the case's options (computed once per case)."""
     if case not in _cli_outputs:
-        source, output = tmp_path / "photo.jpg", tmp_path / f"{case}.out"
-        source.write_bytes(photo)
-        _, arguments = OPTION_CASES[case]
-        assert cli_main([str(source), "-o", str(output), *arguments]) == 0
-        _cli_outputs[case] = output.read_bytes()
+        _cli_outputs[case] = cli_output(photo, OPTION_CASES[case][1], tmp_path)
     return _cli_outputs[case]
 
 
@@ -63,7 +57,7 @@ def test_raw_jpeg_comes_back_as_a_png_cut_out(api, photo, tmp_path):
     # AND its alpha separates subject from background, exactly as the CLI's does
     alpha = np.asarray(image.getchannel("A"))
     assert alpha.min() == 0 and alpha.max() == 255
-    assert np.array_equal(np.asarray(image), pixels(cli_output("defaults", photo, tmp_path)))
+    assert np.array_equal(np.asarray(image), pixels(cli_case("defaults", photo, tmp_path)))
 
 
 @pytest.mark.parametrize("case", sorted(set(OPTION_CASES) - {"defaults"}))
@@ -77,9 +71,9 @@ def test_each_query_option_matches_the_cli(api, photo, tmp_path, case):
     assert reply.raw["isBase64Encoded"] is True
     assert reply.content_type == MEDIA_TYPES[query.get("format", "png")]
     # AND its pixels, alpha included, are what the CLI writes for the same photo and options
-    assert np.array_equal(pixels(reply.body), pixels(cli_output(case, photo, tmp_path)))
+    assert np.array_equal(pixels(reply.body), pixels(cli_case(case, photo, tmp_path)))
     # AND the option changed the result: both sides did not just ignore it alike
-    assert cli_output(case, photo, tmp_path) != cli_output("defaults", photo, tmp_path)
+    assert cli_case(case, photo, tmp_path) != cli_case("defaults", photo, tmp_path)
 
 
 def test_json_base64_body_gives_the_same_result_as_the_raw_body(api, photo, tmp_path):
@@ -88,7 +82,7 @@ def test_json_base64_body_gives_the_same_result_as_the_raw_body(api, photo, tmp_
     # THEN the result is the raw body's result for the same options
     assert reply.status == 200
     assert reply.content_type == "image/png"
-    assert np.array_equal(pixels(reply.body), pixels(cli_output("max_size", photo, tmp_path)))
+    assert np.array_equal(pixels(reply.body), pixels(cli_case("max_size", photo, tmp_path)))
 
 
 def test_json_body_as_text_and_data_url(api, photo, tmp_path):
@@ -98,14 +92,14 @@ def test_json_body_as_text_and_data_url(api, photo, tmp_path):
     assert event["isBase64Encoded"] is False
     reply = api.call(event)
     assert reply.status == 200
-    assert np.array_equal(pixels(reply.body), pixels(cli_output("defaults", photo, tmp_path)))
+    assert np.array_equal(pixels(reply.body), pixels(cli_case("defaults", photo, tmp_path)))
 
 
 def test_json_options_and_query_options_combine(api, photo, tmp_path):
     reply = api.post_json({"image": base64.b64encode(photo).decode(), "format": "jpeg"}, query={"background": "#00ff00"})
     assert reply.status == 200
     assert reply.content_type == "image/jpeg"
-    assert np.array_equal(pixels(reply.body), pixels(cli_output("background", photo, tmp_path)))
+    assert np.array_equal(pixels(reply.body), pixels(cli_case("background", photo, tmp_path)))
 
 
 def test_accept_json_gets_the_envelope(api, photo, tmp_path):
@@ -119,7 +113,7 @@ def test_accept_json_gets_the_envelope(api, photo, tmp_path):
     assert set(envelope) == {"image", "format", "width", "height"}
     image = Image.open(io.BytesIO(base64.b64decode(envelope["image"])))
     assert (envelope["format"], envelope["width"], envelope["height"]) == ("webp", *image.size)
-    assert np.array_equal(np.asarray(image), pixels(cli_output("format", photo, tmp_path)))
+    assert np.array_equal(np.asarray(image), pixels(cli_case("format", photo, tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -185,7 +179,7 @@ def test_rest_headers_only_in_multi_value_headers_any_case(rest_api, photo, tmp_
     reply = rest_api.call(event)
     # THEN it read the body as JSON and answered JSON
     assert reply.status == 200
-    assert np.array_equal(pixels(base64.b64decode(reply.json()["image"])), pixels(cli_output("defaults", photo, tmp_path)))
+    assert np.array_equal(pixels(base64.b64decode(reply.json()["image"])), pixels(cli_case("defaults", photo, tmp_path)))
 
 
 def test_metrics_in_emf_and_request_id_in_logs(api, capsys, log_lines):

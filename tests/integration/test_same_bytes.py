@@ -10,12 +10,11 @@ import base64
 import json
 
 import pytest
-from helpers import encode, example_photo
+from helpers import cli_output, encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 from s3.support import load_event
 
 from handler.batch import handle_batch_event
-from handler.cli import main as cli_main
 from handler.options import Options
 from handler.settings import Settings
 from handler.storage import ObjectRef, Storage
@@ -34,14 +33,6 @@ CASES = {
     ),
 }
 _outside_the_api: dict[str, dict[str, bytes]] = {}
-
-
-def cli_output(arguments: list[str], tmp_path) -> bytes:
-    source, output = tmp_path / "cup.jpg", tmp_path / "out"
-    source.write_bytes(PHOTO)
-    assert cli_main([str(source), "-o", f"{output}/", *arguments]) == 0
-    (written,) = output.iterdir()
-    return written.read_bytes()
 
 
 def batch_output(worker: Worker, query: dict, s3, logger) -> bytes:
@@ -66,7 +57,7 @@ def outside_the_api(case: str, app, s3, tmp_path) -> dict[str, bytes]:
         queued = s3.get_object(Bucket=target.bucket, Key=target.key)["Body"].read()
         s3.delete_object(Bucket=target.bucket, Key=target.key)
         _outside_the_api[case] = {
-            "cli": cli_output(arguments, tmp_path),
+            "cli": cli_output(PHOTO, arguments, tmp_path),
             "queue worker": queued,
             "batch": batch_output(worker, query, s3, app.logger),
         }
