@@ -11,6 +11,9 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, fields
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import collapse_rfc2231_value
 from urllib.parse import parse_qsl, unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
@@ -22,7 +25,9 @@ from .signing import EXPIRES, SIGNATURE, verify
 from .storage import MAX_KEY_BYTES, ObjectRef
 
 JSON_MEDIA_TYPE = "application/json"
-# Room for the options and the JSON punctuation around the base64 image in a JSON body.
+FORM_MEDIA_TYPE = "multipart/form-data"
+# Room for the options and the JSON punctuation around the base64 image in a JSON body, or
+# for the part headers and option fields around the image in a form.
 JSON_OVERHEAD = 64 * 1024
 _DATA_URL = re.compile(r"data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.ASCII)
 _SOURCE_KEYS = ("image", "s3")
@@ -195,18 +200,69 @@ def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:
     return ObjectRef(value["bucket"], value["key"])
 
 
-def _merge(query: dict[str, str], body: dict) -> dict:
+def _merge(query: dict[str, str], body: dict, body_kind: str) -> dict:
     both = sorted(set(query) & set(body))
     if both:
-        raise InvalidOption(f"option {shown(both[0])} is given both in the query string and in the JSON body; give it once")
+        raise InvalidOption(f"option {shown(both[0])} is given both in the query string and in the {body_kind}; give it once")
     return {**query, **body}
 
 
+def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body (RFC 7578) by name, each given once.
+
+    The parts are split on the boundary as bytes: the standard library's MIME parser reads a
+    body line by line, which a photo's bytes make slow; only the part headers go through it.
+    """
+    header = Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_boundary()
+    if not boundary or not boundary.isascii():
+        raise BadRequest("the multipart/form-data Content-Type needs a boundary parameter of ASCII characters")
+    # A delimiter is CRLF "--" boundary; the body's first one may open the body without the CRLF.
+    preamble, *parts = (b"\r\n" + data).split(b"\r\n--" + boundary.encode())
+    if not parts or not parts[-1].startswith(b"--"):
+        raise BadRequest("the form body does not end with its closing boundary: it is cut short or not multipart/form-data")
+    named = {}
+    for part in parts[:-1]:
+        line_end = part.find(b"\r\n")  # the rest of the delimiter's line: transport padding
+        headers_end = part.find(b"\r\n\r\n", line_end)
+        if line_end < 0 or headers_end < 0:
+            raise BadRequest("a part of the form has no blank line after its headers")
+        headers = BytesHeaderParser().parsebytes(part[line_end + 2 : headers_end])
+        name = collapse_rfc2231_value(headers.get_param("name", "", header="Content-Disposition"))
+        if not name:
+            raise BadRequest('every part of the form needs a Content-Disposition with a name: form-data; name="..."')
+        if name in named:
+            raise BadRequest(f"the form gives {shown(name)} more than once; give it once")
+        named[name] = part[headers_end + 4 :]
+    return named
+
+
+def _form_options(form: dict[str, bytes]) -> dict[str, str]:
+    """The form's fields other than the image, as option values (text, like a query string's)."""
+    options = {}
+    for name, value in form.items():
+        try:
+            options[name] = value.decode()
+        except UnicodeDecodeError:
+            raise BadRequest(f"the form field {shown(name)} is not UTF-8 text") from None
+    return options
+
+
 def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveRequest:
-    """Read a POST /remove event: a raw image body, a JSON base64 image, or a JSON S3 reference."""
+    """Read a POST /remove event: a raw image body, a form with an image field, a JSON base64 image,
+    or a JSON S3 reference."""
     query = query_options(event)
     wants_json = JSON_MEDIA_TYPE in _accepted(header(event, "Accept"))
-    if JSON_MEDIA_TYPE not in _media_types(header(event, "Content-Type")):
+    media_types = _media_types(header(event, "Content-Type"))
+    if FORM_MEDIA_TYPE in media_types:
+        form = _form_fields(body_bytes(event, limit=settings.max_input_bytes + JSON_OVERHEAD), header(event, "Content-Type"))
+        source = form.pop("image", None)
+        if source is None:
+            raise BadRequest('the form must have an "image" field holding the photo\'s bytes')
+        _check_size(len(source), settings.max_input_bytes, "the image")
+        options = Options.parse(_merge(query, _form_options(form), "form"))
+    elif JSON_MEDIA_TYPE not in media_types:
         source = body_bytes(event, limit=settings.max_input_bytes)
         options = Options.parse(query)
     else:
@@ -214,7 +270,7 @@ def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveReq
         given = [key for key in _SOURCE_KEYS if key in document]
         if len(given) != 1:
             raise BadRequest('the JSON body must have exactly one of "image" (base64) or "s3" ({"bucket", "key"})')
-        options = Options.parse(_merge(query, {k: v for k, v in document.items() if k not in _SOURCE_KEYS}))
+        options = Options.parse(_merge(query, {k: v for k, v in document.items() if k not in _SOURCE_KEYS}, "JSON body"))
         if given == ["image"]:
             source = _image_bytes(document["image"], limit=settings.max_input_bytes)
         else:

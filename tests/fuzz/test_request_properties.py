@@ -149,3 +149,36 @@ def test_nesting_of_any_depth_is_a_bad_request(depth_thousands, version):
     with pytest.raises(BadRequest) as raised:
         parse_event(event, Settings())
     assert_typed(raised.value)
+
+
+form_fields = st.dictionaries(
+    st.sampled_from(["image", *OPTION_NAMES]) | st.text(max_size=8),
+    st.binary(max_size=300) | option_text,
+    max_size=4,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(form_fields, st.sampled_from(["v1", "v2"]), st.integers(0, 2000), st.text(alphabet=string.printable, max_size=20))
+def test_any_form_body_cut_anywhere_is_a_request_or_a_typed_error(fields, version, cut, boundary):
+    from urllib3 import encode_multipart_formdata
+
+    whole, content_type = encode_multipart_formdata(fields)
+    other_boundary = f"multipart/form-data; boundary={boundary}"
+    for body, body_type in ((whole, content_type), (whole[:cut], content_type), (whole, other_boundary)):
+        event = Api(version, handler=None).event(body, content_type=body_type)
+        try:
+            request = parse_event(event)
+        except ServiceError as error:
+            assert_typed(error)
+            continue
+        assert isinstance(request.source, bytes)
+
+
+@given(st.binary(max_size=3000), st.sampled_from(["v1", "v2"]))
+def test_a_forms_image_field_gives_back_its_bytes(data, version):
+    from urllib3 import encode_multipart_formdata
+
+    body, content_type = encode_multipart_formdata({"image": ("photo", data, "application/octet-stream")})
+    event = Api(version, handler=None).event(body, content_type=content_type)
+    assert parse_event(event).source == data

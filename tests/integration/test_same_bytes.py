@@ -1,7 +1,7 @@
 """One photo with the same options through every entry point gives the same bytes.
 
-The CLI's file, POST /remove's answer (raw body, base64 in JSON, an S3 reference; REST and
-HTTP API events), a cut-out URL's answer, the queue worker's result object and an S3 Batch
+The CLI's file, POST /remove's answer (raw body, a form, base64 in JSON, an S3 reference; REST
+and HTTP API events), a cut-out URL's answer, the queue worker's result object and an S3 Batch
 task's result object: each transport spells the options its own way, and each must reach
 remove_background with the same Options.
 """
@@ -13,6 +13,7 @@ import pytest
 from helpers import cli_output, encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 from s3.support import load_event
+from urllib3 import encode_multipart_formdata
 
 from handler.batch import handle_batch_event
 from handler.options import Options
@@ -72,8 +73,10 @@ def test_every_entry_point_gives_the_same_bytes(case, api_with, app, s3, tmp_pat
     api = api_with(settings=SETTINGS, storage=Storage())
     # WHEN each entry point makes the result
     outputs = dict(outside_the_api(case, app, s3, tmp_path))
+    form, form_type = encode_multipart_formdata({"image": ("cup.jpg", PHOTO, "image/jpeg"), **query})
     replies = {
         "POST raw": api.post(PHOTO, content_type="image/jpeg", query=query),
+        "POST form": api.post(form, content_type=form_type),
         "POST base64": api.post_json({"image": base64.b64encode(PHOTO).decode(), **query}),
         "POST s3": api.post_json({"s3": {"bucket": INPUT_BUCKET, "key": KEY}, **query}),
         "GET cut-out": api.call(api.event(method="GET", path=f"/cutouts/{KEY}", query=query)),

@@ -1,0 +1,115 @@
+"""POST /remove with a multipart/form-data body, as HTML forms, a browser's FormData, `curl -F`
+and mobile HTTP clients send it: the photo in an "image" field, options in the other fields.
+
+Bodies are made by urllib3's encoder, a real client's, or written out by hand where a test
+needs a shape no encoder makes.
+"""
+
+import pytest
+from urllib3 import encode_multipart_formdata
+
+from handler.settings import Settings
+
+OPTIONS = {"format": "webp", "crop": "true", "max_size": "200"}
+
+
+def form(fields: dict, boundary: str | None = None) -> tuple[bytes, str]:
+    """The body and Content-Type of a form with ``fields`` (a tuple value is a file: name, bytes, type)."""
+    return encode_multipart_formdata(fields, boundary=boundary)
+
+
+def test_a_form_gives_the_bytes_of_the_raw_body_with_the_same_options(api, photo):
+    # GIVEN the photo as a form's file field, and the options as its other fields
+    body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg"), **OPTIONS})
+    # WHEN it is posted, and the same photo as a raw body with the options in the query string
+    reply = api.post(body, content_type=content_type)
+    raw = api.post(photo, content_type="image/jpeg", query=OPTIONS)
+    # THEN both are the same WebP, byte for byte
+    assert (reply.status, reply.content_type) == (200, "image/webp"), reply.body[:200]
+    assert reply.body == raw.body
+
+
+def test_options_may_come_in_the_query_string_and_the_image_in_the_form(api, photo):
+    body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg")})
+    reply = api.post(body, content_type=content_type, query=OPTIONS)
+    assert reply.body == api.post(photo, content_type="image/jpeg", query=OPTIONS).body
+
+
+def test_a_hand_written_form_with_a_preamble_an_epilogue_and_a_bare_part_is_read(api, photo):
+    # GIVEN a body RFC 2046 allows but encoders seldom write: text before the first boundary and
+    # after the last, padding after a boundary, the options field first, the image part without a
+    # Content-Type, and a photo whose bytes hold CRLF and "--" (every JPEG's do somewhere)
+    body = b"".join(
+        (
+            b"this preamble is ignored\r\n--XyZ \t\r\n",
+            b'Content-Disposition: form-data; name="format"\r\n\r\nwebp\r\n',
+            b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a b.jpg"\r\n\r\n',
+            photo,
+            b"\r\n--XyZ--\r\nand so is this epilogue",
+        )
+    )
+    # WHEN it is posted
+    reply = api.post(body, content_type='multipart/form-data; boundary="XyZ"')
+    # THEN the image is exactly the photo's bytes and the option applies
+    assert reply.body == api.post(photo, content_type="image/jpeg", query={"format": "webp"}).body
+
+
+def test_a_form_can_ask_for_the_json_envelope(api, photo):
+    body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg"), "format": "png"})
+    reply = api.post(body, content_type=content_type, headers={"Accept": "application/json"})
+    assert reply.status == 200
+    assert reply.json()["format"] == "png"
+
+
+@pytest.mark.parametrize(
+    "fields, query, status, code, message",
+    [
+        ({"photo": ("a.jpg", b"<photo>", "image/jpeg")}, {}, 400, "bad_request", 'must have an "image" field'),
+        ({"image": ("a.jpg", b"<photo>", "image/jpeg"), "format": "png"}, {"format": "png"}, 400, "invalid_option", "given both"),
+        ({"image": ("a.jpg", b"<photo>", "image/jpeg"), "colour": "red"}, {}, 400, "invalid_option", "unknown option 'colour'"),
+        ({"image": ("a.jpg", b"<photo>", "image/jpeg"), "format": b"\xff\xfe"}, {}, 400, "bad_request", "is not UTF-8"),
+        ({"image": ("notes.txt", b"not a photo at all", "text/plain")}, {}, 415, "unsupported_media_type", "image"),
+        ({"image": ("empty.jpg", b"", "image/jpeg")}, {}, 415, "unsupported_media_type", "empty"),
+    ],
+)
+def test_a_form_without_a_usable_image_or_options_is_refused_with_a_reason(api, fields, query, status, code, message):
+    body, content_type = form(fields)
+    reply = api.post(body, content_type=content_type, query=query)
+    assert (reply.status, reply.error_code) == (status, code)
+    assert message in reply.json()["error"]["message"]
+
+
+def _repeated_image(photo: bytes) -> tuple[bytes, str]:
+    one, content_type = form({"image": ("a.jpg", photo, "image/jpeg")}, boundary="b0undary")
+    part = one[: one.rindex(b"--b0undary--")]
+    return part + part + b"--b0undary--\r\n", content_type
+
+
+BOUNDARY_X = "multipart/form-data; boundary=x"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (_repeated_image, "gives 'image' more than once"),
+        (lambda photo: (photo, "multipart/form-data"), "needs a boundary parameter"),
+        (lambda photo: (photo, "multipart/form-data; boundary=nowhere"), "does not end with its closing boundary"),
+        (lambda photo: (form({"image": ("a.jpg", photo, "image/jpeg")}, "x")[0][:-40], BOUNDARY_X), "closing boundary"),
+        (lambda photo: (b"--x\r\nContent-Type: image/jpeg\r\n\r\n" + photo + b"\r\n--x--", BOUNDARY_X), "needs a Content"),
+        (lambda photo: (b"--x\r\nContent-Disposition: form-data; name=image\r\n" + photo + b"\r\n--x--", BOUNDARY_X), "no blank"),
+    ],
+    ids=["image twice", "no boundary", "boundary absent", "cut short", "part without a name", "part without headers' end"],
+)
+def test_a_malformed_form_is_a_bad_request_that_says_what_is_wrong(api, photo, make, message):
+    body, content_type = make(photo)
+    reply = api.post(body, content_type=content_type)
+    assert (reply.status, reply.error_code) == (400, "bad_request")
+    assert message in reply.json()["error"]["message"]
+
+
+def test_a_form_whose_image_is_over_the_limit_is_refused_before_decoding(api_with, photo):
+    api = api_with(settings=Settings(max_input_bytes=len(photo) - 1))
+    body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg")})
+    reply = api.post(body, content_type=content_type)
+    assert (reply.status, reply.error_code) == (413, "too_large")
+    assert f"the image is {len(photo):,} bytes; the limit is {len(photo) - 1:,}" in reply.json()["error"]["message"]
