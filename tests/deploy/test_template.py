@@ -5,12 +5,10 @@ import json
 import shutil
 import subprocess
 import tomllib
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from handler.options import Options
 from scripts import sam_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,8 +104,6 @@ def test_gateway_refusals_carry_the_cors_origin_and_are_not_cached(response_type
 # ---------------------------------------------------------------- cut-out URLs
 
 CUTOUTS = "/cutouts/{key+}"
-# What tells one cut-out from another: the options GET /cutouts takes, and the signature's fields.
-CUTOUT_QUERY = {field.name for field in fields(Options)} - {"store"} | {"signature", "expires"}
 
 
 def test_cutout_urls_are_greedy_get_and_head_routes_to_the_api_function():
@@ -185,7 +181,7 @@ def cutout_behaviour() -> dict:
 def test_cdn_is_on_by_default_and_can_be_turned_off():
     assert DEFAULTS["EnableCdn"] == "true" and set(PARAMETERS["EnableCdn"]["AllowedValues"]) == {"true", "false"}
     cloudfront = {name for name, resource in RESOURCES.items() if resource["Type"].startswith("AWS::CloudFront::")}
-    assert cloudfront == {"CutoutDistribution", "CutoutCachePolicy", "CutoutOriginRequestPolicy", "CutoutAcceptFunction"}
+    assert cloudfront == {"CutoutDistribution", "CutoutCachePolicy", "CutoutAcceptFunction"}
     assert {RESOURCES[name]["Condition"] for name in cloudfront} == {"CdnEnabled"}
     assert sam_template.condition_holds(TEMPLATE, "CdnEnabled", DEFAULTS)
     assert not sam_template.condition_holds(TEMPLATE, "CdnEnabled", {**DEFAULTS, "EnableCdn": "false"})
@@ -240,8 +236,9 @@ def test_cache_key_is_the_path_the_options_the_signature_and_the_normalised_acce
     policy = RESOURCES["CutoutCachePolicy"]["Properties"]["CachePolicyConfig"]
     assert cutout_behaviour()["CachePolicyId"] == {"Ref": "CutoutCachePolicy"}
     key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
-    assert key["QueryStringsConfig"]["QueryStringBehavior"] == "whitelist"
-    assert set(key["QueryStringsConfig"]["QueryStrings"]) == CUTOUT_QUERY
+    # Every parameter, not just the options and the signature's: the function answers any other
+    # with a refusal, which must not be kept for the URL without it (see tests/integration/test_cutouts.py).
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     assert key["CookiesConfig"] == {"CookieBehavior": "none"}
     # Accept as the viewer-request function rewrote it; Origin too when the function's CORS
     # answer depends on it (restricted origins: Vary: Origin, which CloudFront does not act on).
@@ -252,15 +249,10 @@ def test_cache_key_is_the_path_the_options_the_signature_and_the_normalised_acce
     assert policy["MaxTTL"] >= PARAMETERS["CutoutMaxAge"]["MaxValue"]
 
 
-def test_origin_gets_every_query_parameter_but_not_the_viewers_host():
-    assert cutout_behaviour()["OriginRequestPolicyId"] == {"Ref": "CutoutOriginRequestPolicy"}
-    policy = RESOURCES["CutoutOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
-    # Unknown options reach the function (its 400), not only the ones in the key.
-    assert policy["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
-    # API Gateway routes on its own Host: no allViewer, no Host. Accept (and Origin) reach the
-    # origin through the cache key.
-    assert policy["HeadersConfig"] == {"HeaderBehavior": "none"}
-    assert policy["CookiesConfig"] == {"CookieBehavior": "none"}
+def test_origin_gets_what_the_cache_key_holds_but_not_the_viewers_host():
+    # The key's query string and Accept (and Origin) reach the origin; API Gateway routes on its
+    # own Host, which an origin request policy forwarding all viewer headers would replace.
+    assert "OriginRequestPolicyId" not in cutout_behaviour()
 
 
 def accept_after_viewer_request(requests: list[dict]) -> list[str]:

@@ -20,6 +20,7 @@ from handler import imaging
 from handler.settings import Settings
 from handler.signing import cutout_path, sign
 from handler.storage import Storage
+from scripts import sam_template
 
 SECRET = "test-signing-secret"
 SETTINGS = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret=SECRET)
@@ -240,6 +241,32 @@ def test_no_cache_keeps_an_answer_past_its_urls_expiry(cutouts):
     assert expiring.status == lasting.status == 200
     assert 50 <= int(expiring.headers["Cache-Control"].removeprefix("public, max-age=")) <= 60
     assert lasting.headers["Cache-Control"] == f"public, max-age={SETTINGS.cutout_max_age}"
+
+
+def cloudfront_cache_key(key: str, query: dict[str, str]) -> tuple:
+    """The query part of the key under which CloudFront keeps an answer, as template.yaml's
+    cache policy builds it (no Accept or Origin here: these requests send neither)."""
+    policy = sam_template.load()["Resources"]["CutoutCachePolicy"]["Properties"]["CachePolicyConfig"]
+    config = policy["ParametersInCacheKeyAndForwardedToOrigin"]["QueryStringsConfig"]
+    behaviour, named = config["QueryStringBehavior"], set(config.get("QueryStrings", []))
+    kept = {"all": lambda name: True, "whitelist": lambda name: name in named, "allExcept": lambda name: name not in named}
+    return key, tuple((name, value) for name, value in query.items() if kept[behaviour](name))
+
+
+def test_requests_cloudfront_keeps_under_one_key_get_one_answer(cutouts):
+    # GIVEN a signed URL as a page puts it in <img src>, and the same URL with a parameter added
+    # on the way (a cache buster, a tracking tag, an option misspelt in case)
+    key, options = "products/astronaut.jpg", {"crop": "true"}
+    signed = {**options, "signature": sign(SECRET, key, options)}
+    variants = [signed, {**signed, "v": "2"}, {**signed, "utm_source": "mail"}, {**signed, "Crop": "false"}]
+    # WHEN each is fetched
+    answers = {}
+    for query in variants:
+        reply = cutouts.get(key, secret=None, **query)
+        answers.setdefault(cloudfront_cache_key(key, query), set()).add((reply.status, reply.body))
+    # THEN requests CloudFront would answer from one cache entry get one answer from the function:
+    # else the 403 for the added parameter, which CloudFront keeps despite no-store, is every viewer's
+    assert all(len(replies) == 1 for replies in answers.values()), answers.keys()
 
 
 def test_a_missing_object_is_a_404(cutouts):
