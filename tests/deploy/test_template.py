@@ -255,6 +255,21 @@ def test_origin_gets_what_the_cache_key_holds_but_not_the_viewers_host():
     assert "OriginRequestPolicyId" not in cutout_behaviour()
 
 
+# CloudFront keeps these refusals for the error-caching minimum whatever Cache-Control says: it
+# honours no-store on 404, 410, 414 and 501 only. 10 s unless the distribution sets another.
+ERRORS_KEPT_DESPITE_NO_STORE = (400, 403, 500, 502, 503, 504)
+DEFAULT_ERROR_CACHING_SECONDS = 10
+
+
+def test_the_readme_says_how_long_cloudfront_keeps_a_refused_cutout():
+    minimum = {item["ErrorCode"]: item["ErrorCachingMinTTL"] for item in cdn().get("CustomErrorResponses", [])}
+    seconds = {minimum.get(status, DEFAULT_ERROR_CACHING_SECONDS) for status in ERRORS_KEPT_DESPITE_NO_STORE}
+    assert seconds == {DEFAULT_ERROR_CACHING_SECONDS}
+    cdn_section = (ROOT / "README.md").read_text().split("### Cut-out URLs and the CDN", 1)[1].split("\n### ", 1)[0]
+    assert "never kept" not in cdn_section
+    assert f"{DEFAULT_ERROR_CACHING_SECONDS} seconds" in cdn_section
+
+
 def accept_after_viewer_request(requests: list[dict]) -> list[str]:
     """Run the distribution's CloudFront Function with node on viewer-request events; the Accept
     header each request leaves with."""
