@@ -598,13 +598,14 @@ def test_samconfig_deploys_with_the_template_roles_and_an_image_repository():
     assert config["default"]["global"]["parameters"]["stack_name"]
 
 
-def test_browsers_may_put_uploads_and_get_results_from_the_allowed_origins_only():
-    # The API's 303 and stored links send browsers to presigned GETs on the output bucket;
-    # /uploads sends them to presigned PUTs on the input bucket.
-    for bucket, methods in (("InputBucket", ["PUT"]), ("OutputBucket", ["GET", "HEAD"])):
-        (rule,) = RESOURCES[bucket]["Properties"]["CorsConfiguration"]["CorsRules"]
-        assert rule["AllowedMethods"] == methods
-        assert rule["AllowedOrigins"] == {"Ref": "CorsOrigins"}
+def test_browsers_may_put_uploads_from_the_allowed_origins_and_get_results_after_a_redirect():
+    # /uploads sends browsers to presigned PUTs on the input bucket, from the page's own origin.
+    (upload_rule,) = RESOURCES["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert (upload_rule["AllowedMethods"], upload_rule["AllowedOrigins"]) == (["PUT"], {"Ref": "CorsOrigins"})
+    # The API's 303 sends them on to presigned GETs on the output bucket, and a browser that
+    # follows a redirect across origins sends "Origin: null": only "*" lets it read the result.
+    (result_rule,) = RESOURCES["OutputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert (result_rule["AllowedMethods"], result_rule["AllowedOrigins"]) == (["GET", "HEAD"], ["*"])
 
 
 # ---------------------------------------------------------------- memory sizes, S3 Batch Operations
