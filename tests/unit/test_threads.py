@@ -68,3 +68,40 @@ def test_model_threads_overrides_memory_and_quota(tmp_path):
     assert Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, cgroup_root=root).threads == 1
     env = {"MODEL_THREADS": "3", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}
     assert Settings.from_env(env, cgroup_root=root).threads == 3
+
+
+def own_cgroup(tmp_path: Path, *lines: str) -> Path:
+    """A /proc/self/cgroup naming the process's cgroups, one ``id:controllers:path`` line each."""
+    path = tmp_path / "proc-self-cgroup"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_a_quota_on_the_process_own_v1_cgroup_decides_the_threads(tmp_path):
+    # The process sits in a cgroup below the mount (a systemd slice, or a group made as `make cost` makes
+    # them): the mount's own files say "no quota", the process's group holds the half CPU.
+    root = cgroup_v1(tmp_path / "sys", -1)
+    service = root / "cpu" / "service"
+    service.mkdir()
+    (service / "cpu.cfs_quota_us").write_text("50000\n")
+    (service / "cpu.cfs_period_us").write_text("100000\n")
+    proc = own_cgroup(tmp_path, "4:memory:/", "1:cpu,cpuacct:/service", "0::/")
+    assert cpu_share({}, cgroup_root=root, proc_cgroup=proc, visible=2) == 1
+
+
+def test_a_quota_on_the_process_own_v2_cgroup_or_an_ancestor_decides_the_threads(tmp_path):
+    # cgroup v2 without a cgroup namespace: the root has no cpu.max; a slice above the process limits it.
+    root = tmp_path / "sys"
+    cgroup_v2(root / "system.slice", "100000 100000")
+    cgroup_v2(root / "system.slice" / "bgremove.service", "max 100000")
+    proc = own_cgroup(tmp_path, "0::/system.slice/bgremove.service")
+    assert cpu_share({}, cgroup_root=root, proc_cgroup=proc, visible=4) == 1
+
+
+def test_a_cgroup_path_outside_the_mount_falls_back_to_the_mount(tmp_path):
+    # Docker on cgroup v1 mounts the container's own group at /sys/fs/cgroup/cpu while
+    # /proc/self/cgroup still names its path on the host.
+    root = cgroup_v1(tmp_path / "sys", 50_000)
+    proc = own_cgroup(tmp_path, "3:cpu,cpuacct:/docker/0123abcd")
+    assert cpu_share({}, cgroup_root=root, proc_cgroup=proc, visible=2) == 1
+    assert cpu_share({}, cgroup_root=root, proc_cgroup=tmp_path / "no-proc-here", visible=2) == 1
