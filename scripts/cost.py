@@ -46,6 +46,7 @@ CPU_CONTROLLER = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100_000
 SHARES = 10 * 1024
 MEMORY_SIZES_MB = (1024, 1769, 2048, 3008, 4096, 5308)
+MEMORY_PARAMETERS = ("ApiMemorySize", "WorkerMemorySize")  # template.yaml's, which the suggestion is for
 PHOTOS = ("small", "hd", "12mp")
 # Lambda list prices, us-east-1, first pricing tier (https://aws.amazon.com/lambda/pricing/,
 # read 2026-11-30): duration per GB-second by architecture, and per request.
@@ -66,11 +67,24 @@ def cgroup_problem() -> str | None:
     return None
 
 
+def deployable_sizes() -> range:
+    """The memory sizes template.yaml lets both functions have (inside Lambda's 128-10,240 MB):
+    any measured size may be suggested for either."""
+    import sam_template  # samtranslator: 0.35 s that the measuring children need not pay
+
+    parameters = sam_template.load()["Parameters"]
+    low = max(parameters[name]["MinValue"] for name in MEMORY_PARAMETERS)
+    high = min(parameters[name]["MaxValue"] for name in MEMORY_PARAMETERS)
+    return range(low, high + 1)
+
+
 def memory_sizes(text: str) -> list[int]:
-    """Comma-separated Lambda memory sizes in MB (Lambda allows 128 to 10,240)."""
+    """Comma-separated memory sizes in MB that the template allows (a suggestion it refuses is no suggestion)."""
     sizes = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() and 128 <= int(item) <= 10_240 for item in sizes):
-        raise argparse.ArgumentTypeError(f"must be memory sizes in MB from 128 to 10240, comma separated, not {text!r}")
+    allowed = deployable_sizes()
+    if not all(item.isdigit() and int(item) in allowed for item in sizes):
+        limits = f"from {allowed.start} to {allowed.stop - 1} (what template.yaml allows {' and '.join(MEMORY_PARAMETERS)})"
+        raise argparse.ArgumentTypeError(f"must be memory sizes in MB {limits}, comma separated, not {text!r}")
     return [int(item) for item in sizes]
 
 
@@ -221,7 +235,10 @@ def main() -> int:
         "--repeats", type=at_least_one, default=2, help="timed runs per photo in each pass, after one warm-up (default 2)"
     )
     parser.add_argument(
-        "--sizes", type=memory_sizes, default=",".join(map(str, MEMORY_SIZES_MB)), help="memory sizes in MB, comma separated"
+        "--sizes",
+        type=memory_sizes,
+        default=list(MEMORY_SIZES_MB),  # not a string: argparse would read the template for every child too
+        help=f"memory sizes in MB, comma separated (default {','.join(map(str, MEMORY_SIZES_MB))})",
     )
     parser.add_argument("--no-levers", action="store_true", help="only the cost curve")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
