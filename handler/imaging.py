@@ -10,7 +10,7 @@ import threading
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
 from .parallel import SERIAL, StripPool, strip_rows
@@ -337,6 +337,24 @@ def on_background(rgb: np.ndarray, alpha: np.ndarray, colour: tuple[int, int, in
     background = Image.new("RGB", foreground.size, colour)
     background.paste(foreground, mask=Image.fromarray(alpha))
     return np.asarray(background)
+
+
+def colour_in_profile(colour: tuple[int, int, int], icc_profile: bytes) -> tuple[int, int, int]:
+    """An sRGB colour (what ``#RRGGBB`` means on the web) as pixels tagged with ``icc_profile``
+    store it: on a Display P3 or Adobe RGB photo, a background left as named would show more
+    saturated than the page around it. A profile littleCMS cannot read is one viewers ignore
+    too: the colour stays as named."""
+    try:
+        transform = ImageCms.buildTransform(
+            ImageCms.createProfile("sRGB"),
+            ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)),
+            "RGB",
+            "RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        )
+    except (OSError, ImageCms.PyCMSError):
+        return colour
+    return ImageCms.applyTransform(Image.new("RGB", (1, 1), colour), transform).getpixel((0, 0))
 
 
 def encode(pixels: np.ndarray, image_format: str, *, strips: StripPool = SERIAL, icc_profile: bytes | None = None) -> bytes:

@@ -148,7 +148,8 @@ def remove_background(
     if options.mask:
         pixels = mask
     elif options.background is not None:
-        pixels = imaging.on_background(rgb, mask, options.background)
+        background = imaging.colour_in_profile(options.background, icc_profile) if icc_profile else options.background
+        pixels = imaging.on_background(rgb, mask, background)
     else:
         pixels = imaging.cutout(rgb, mask, strips=strips)
     del rgb, mask  # 48 MB at 12 MP that the encoder's own buffers need not sit on

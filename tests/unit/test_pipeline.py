@@ -1,6 +1,7 @@
 """Every option through handler.pipeline.remove_background, on a real photo (examples/coffee.jpg)."""
 
 import functools
+import struct
 
 import numpy as np
 import pytest
@@ -181,6 +182,57 @@ def test_an_rgb_icc_profile_is_carried_to_the_output(run, source_format, options
     # WHEN it is cut out, THEN the output carries the same profile, so its colours mean what they did
     output = open_result(run(options, data).data)
     assert output.info.get("icc_profile") == profile
+
+
+def display_p3_profile() -> bytes:
+    """Display P3, as iPhones tag their photos: littleCMS's sRGB with P3's primaries (D50-adapted
+    colorants, which sum to its white point); the same sRGB tone curve."""
+    profile = bytearray(icc_profile())
+    colorants = {b"rXYZ": (0.5151, 0.2412, -0.0011), b"gXYZ": (0.2920, 0.6922, 0.0419), b"bXYZ": (0.1571, 0.0666, 0.7841)}
+    for entry in range(struct.unpack(">I", profile[128:132])[0]):
+        signature, offset, _ = struct.unpack(">4sII", profile[132 + 12 * entry : 144 + 12 * entry])
+        if signature in colorants:
+            profile[offset + 8 : offset + 20] = struct.pack(">3i", *(round(value * 65536) for value in colorants[signature]))
+    return bytes(profile)
+
+
+def srgb_in_display_p3(colour: tuple[int, int, int]) -> np.ndarray:
+    """An sRGB colour as Display P3 stores it, by the colour-space arithmetic: decode the tone curve,
+    sRGB's primaries to XYZ, XYZ to P3's primaries, encode the tone curve (the two share it)."""
+    srgb = np.array([[0.4360, 0.3851, 0.1431], [0.2225, 0.7169, 0.0606], [0.0139, 0.0971, 0.7139]])
+    p3 = np.array([[0.5151, 0.2920, 0.1571], [0.2412, 0.6922, 0.0666], [-0.0011, 0.0419, 0.7841]])
+    encoded = np.array(colour) / 255
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(np.linalg.solve(p3, srgb @ linear), 0, 1)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("image_format", ["png", "jpeg", "webp"])
+def test_a_background_colour_shows_as_named_on_a_photo_with_another_profile(run, image_format):
+    # GIVEN a photo tagged Display P3, and a background named as the web names colours (sRGB)
+    profile = display_p3_profile()
+    data = encode(example_photo("coffee", (300, 200)), "PNG", icc_profile=profile)
+    colour = (64, 128, 192)
+    # WHEN it is composited onto that colour
+    output = open_result(run(Options(background=colour, format=image_format), data).data)
+    mask = np.asarray(open_result(run(Options(mask=True), data).data))
+    # THEN the output keeps the photo's profile, and its background holds the colour in that
+    # profile's terms, so that viewers show #4080c0 (stored as is, it showed as #2082c5: not
+    # the colour of the shop's page around it)
+    assert output.info.get("icc_profile") == profile
+    background = np.asarray(output, np.float64)[mask == 0]
+    tolerance = 1 if image_format == "png" else 3  # JPEG and WebP are lossy
+    assert np.abs(np.median(background, axis=0) - srgb_in_display_p3(colour)).max() <= tolerance
+
+
+def test_a_background_on_a_profile_that_cannot_be_read_is_the_colour_as_named(run):
+    # GIVEN a photo whose RGB profile is garbage past its colour-space field (viewers ignore it)
+    profile = bytes(16) + b"RGB " + bytes(108)
+    data = encode(example_photo("coffee", (300, 200)), "PNG", icc_profile=profile)
+    # WHEN it is composited onto a colour, THEN it is that colour, as an untagged photo gets it
+    output = np.asarray(open_result(run(Options(background=(64, 128, 192)), data).data))
+    mask = np.asarray(open_result(run(Options(mask=True), data).data))
+    assert (output[mask == 0] == (64, 128, 192)).all()
 
 
 def test_profiles_that_no_longer_fit_the_pixels_are_left_out(run):
