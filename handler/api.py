@@ -128,7 +128,8 @@ def build_resolver(
     metrics: Metrics,
     strips: StripPool = SERIAL,
 ) -> ApiGatewayResolver:
-    """A Powertools resolver of ``resolver_class`` serving POST /remove with these collaborators."""
+    """A Powertools resolver of ``resolver_class`` serving POST /remove, POST /uploads and GET (or HEAD)
+    /cutouts/{key} with these collaborators, and mapping errors to the error contract."""
     app = resolver_class(cors=_cors(settings.cors_origins))
     signing_secret = SigningSecret(settings)
 
