@@ -139,8 +139,6 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise TooLarge(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
-    if width == 0 or height == 0:
-        raise UndecodableImage(f"the image is {width}x{height}: it has no pixels")
     return image
 
 
