@@ -41,13 +41,7 @@ def api_handler(event: dict, context) -> dict:
 
 
 def _process(notification: dict | str, context) -> None:
-    process_notification(
-        worker,
-        notification,
-        remaining_ms=context.get_remaining_time_in_millis,
-        min_remaining_ms=settings.min_remaining_ms,
-        logger=logger,
-    )
+    process_notification(worker, notification, get_remaining_ms=context.get_remaining_time_in_millis, logger=logger)
 
 
 @logger.inject_lambda_context

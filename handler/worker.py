@@ -6,6 +6,7 @@ records the same source ETag is skipped.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -110,12 +111,14 @@ class OutOfTime(Exception):
     """Too little of the invocation is left to process another image: leave it for a retry."""
 
 
-def process_notification(worker: Worker, notification: dict | str, *, remaining_ms, min_remaining_ms: int, logger) -> None:
-    """Process every object an S3 notification reports, checking the time left before each.
+def process_notification(worker: Worker, notification: dict | str, *, get_remaining_ms: Callable[[], int], logger) -> None:
+    """Process every object an S3 notification reports, checking the time left before each
+    against ``worker.settings.min_remaining_ms``.
 
-    :param remaining_ms: a callable giving the milliseconds left in this invocation.
+    :param get_remaining_ms: the invocation's clock, e.g. ``context.get_remaining_time_in_millis``.
     Raises on the first object that fails, after logging which one and why.
     """
+    min_remaining_ms = worker.settings.min_remaining_ms
     try:
         sources = created_objects(notification)
     except ValueError as error:
@@ -123,8 +126,9 @@ def process_notification(worker: Worker, notification: dict | str, *, remaining_
         raise
     for source in sources:
         where = {"bucket": source.bucket, "key": source.key}
-        if remaining_ms() < min_remaining_ms:
-            reason = f"{remaining_ms()} ms left, {min_remaining_ms} ms needed"
+        remaining_ms = get_remaining_ms()
+        if remaining_ms < min_remaining_ms:
+            reason = f"{remaining_ms} ms left, {min_remaining_ms} ms needed"
             logger.warning("upload not started", extra=where | {"reason": reason})
             raise OutOfTime(f"{reason} for s3://{source.bucket}/{source.key}")
         try:

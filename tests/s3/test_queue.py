@@ -68,17 +68,25 @@ def test_s3_test_event_is_ignored(app, use_storage, s3):
     assert output_keys(s3) == []
 
 
+class TickingContext(LambdaContext):
+    """A context whose clock loses a millisecond each time it is read, as a real one does."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.remaining_ms -= 1
+        return self.remaining_ms + 1
+
+
 def test_no_image_is_started_without_enough_time_left(app, use_storage, s3, log_lines):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
     event = sqs_event([message(s3_notification(INPUT_BUCKET, "uploads/a.jpg"), 0)])
     # A batch in which every message failed is a function error (Powertools' default): Lambda retries it all.
     with pytest.raises(BatchProcessingError):
-        app.queue_handler(event, LambdaContext(remaining_ms=SETTINGS.min_remaining_ms - 1))
+        app.queue_handler(event, TickingContext(remaining_ms=SETTINGS.min_remaining_ms - 1))
     assert output_keys(s3) == []
-    # AND the log says which upload was left for a retry, and why
+    # AND the log says which upload was left for a retry, and why: the time it was refused on
     (line,) = [line for line in log_lines() if line.get("key") == "uploads/a.jpg"]
     assert (line["level"], line["message"]) == ("WARNING", "upload not started")
-    assert f"{SETTINGS.min_remaining_ms} ms needed" in line["reason"]
+    assert line["reason"] == f"{SETTINGS.min_remaining_ms - 1} ms left, {SETTINGS.min_remaining_ms} ms needed"
 
 
 NOT_NOTIFICATIONS = [
