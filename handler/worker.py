@@ -1,8 +1,8 @@
 """The S3 path's unit of work: one uploaded object in, one result object out.
 
-Used by the direct S3 notification handler and the SQS queue worker alike. Deliveries are
-at least once, so the result key is deterministic and an object whose result already
-records the same source ETag is skipped.
+Used by the direct S3 notification handler, the SQS queue worker and S3 Batch Operations
+(batch.py) alike. Deliveries are at least once, so the result key is deterministic and an
+object whose result already records the same source ETag is skipped.
 """
 
 import json
