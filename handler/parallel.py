@@ -42,7 +42,6 @@ class StripPool:
     def __init__(self, workers: int):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
-        self.workers = workers
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="strips") if workers > 1 else None
 
     def map(self, function: Callable[[Item], Value], items: Iterable[Item]) -> list[Value]:
