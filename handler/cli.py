@@ -13,10 +13,9 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InvalidOption, ServiceError
-from .options import Options
+from .options import EXTENSIONS, Options
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
 
 
 def build_parser() -> argparse.ArgumentParser:

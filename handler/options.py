@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from .errors import InvalidOption
 
 FORMATS = ("png", "webp", "jpeg")
+EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}  # a result's file name or S3 key ends so
 MAX_SIZE_LIMIT = 100_000
 _COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 _TRUE = {"true", "1", "yes", "on"}

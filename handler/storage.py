@@ -13,14 +13,13 @@ from functools import cached_property
 from urllib.parse import quote
 
 from .errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
-from .options import Options, cut_short
+from .options import EXTENSIONS, Options, cut_short
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
 # User metadata travels in HTTP headers: printable ASCII stays as it is, anything else is %-escaped.
 _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 MAX_KEY_BYTES = 1024  # S3's longest object key, in bytes of UTF-8
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata: names and values, in UTF-8
 
@@ -53,7 +52,7 @@ def result_key(prefix: str, source: str, options: Options) -> str:
     suffix = ""
     if settings != defaults:
         suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    key = f"{prefix}{source}{suffix}.{_EXTENSIONS[options.format]}"
+    key = f"{prefix}{source}{suffix}{EXTENSIONS[options.format]}"
     if len(key.encode()) > MAX_KEY_BYTES:
         raise BadRequest(f"the result's key would be longer than S3's {MAX_KEY_BYTES:,} bytes: shorten the source's key")
     return key
