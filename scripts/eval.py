@@ -39,7 +39,7 @@ import edge_sheet  # noqa: E402
 import metrics  # noqa: E402
 
 from handler import imaging, pipeline, refine  # noqa: E402
-from handler.segmenter import Segmenter, upsample  # noqa: E402
+from handler.segmenter import Segmenter  # noqa: E402
 from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
 TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
@@ -67,11 +67,6 @@ def photos(folder: Path) -> list[tuple[Path, Path | None]]:
     return [(path, truth if truth.exists() else None) for path, truth in zip(found, truths, strict=True)]
 
 
-def predicted(segmenter: Segmenter, photo: Image.Image) -> np.ndarray:
-    """The plain mask of an RGB image at its size, as the pipeline makes it from pixels."""
-    return upsample(segmenter.predict_small(photo), photo.size)
-
-
 def upscaled(photo: Image.Image, pixels: float) -> Image.Image:
     """The photo resized (bicubic) to about ``pixels`` pixels, its aspect kept."""
     factor = (pixels / (photo.width * photo.height)) ** 0.5
@@ -96,17 +91,17 @@ def _band_figures(photo: Image.Image, mask: np.ndarray, other: Image.Image, othe
 
 def grain_figures(segmenter: Segmenter, photo: Image.Image, *, seed: int) -> dict[str, tuple[float, float]]:
     """Per variant: the photo against itself with grain (see the module docstring)."""
-    mask = predicted(segmenter, photo)
+    mask = segmenter.predict(photo)
     grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=seed))
-    return _band_figures(photo, mask, grainy, predicted(segmenter, grainy), metrics.uncertain_band(mask))
+    return _band_figures(photo, mask, grainy, segmenter.predict(grainy), metrics.uncertain_band(mask))
 
 
 def detail_figures(segmenter: Segmenter, photo: Image.Image) -> dict[str, tuple[float, float]]:
     """Per variant: the photo against itself upscaled (see the module docstring)."""
-    mask = predicted(segmenter, photo)
+    mask = segmenter.predict(photo)
     factor = min(DETAIL_UPSCALE, (DETAIL_MAX_PIXELS / photo.width / photo.height) ** 0.5)
     big = upscaled(photo, factor**2 * photo.width * photo.height) if factor > 1 else photo
-    return _band_figures(photo, mask, big, predicted(segmenter, big), metrics.uncertain_band(mask))
+    return _band_figures(photo, mask, big, segmenter.predict(big), metrics.uncertain_band(mask))
 
 
 def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Image.Image, np.ndarray]:
@@ -116,7 +111,7 @@ def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Im
     if small:
         # Decoded as the pipeline decodes: upright, and 16-bit scaled (converting would clamp it to white).
         photo = upscaled(imaging.decode(path.read_bytes(), max_pixels=10**9).convert("RGB"), megapixels * 1e6)
-        return photo, predicted(segmenter, photo)
+        return photo, segmenter.predict(photo)
     image, _, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
     return image.convert("RGB"), mask
 
@@ -167,7 +162,7 @@ def evaluate(folder: Path, segmenter: Segmenter, variants: list[str], megapixels
         # The sheet's tiles are CROP pixels a side: a smaller photo has no such window to show.
         if index < SHEET_PHOTOS and min(photo.size) >= edge_sheet.CROP:
             grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=index))
-            edges.append(edge_sheet.Edge.of(image_path.stem, grainy, predicted(segmenter, grainy)))
+            edges.append(edge_sheet.Edge.of(image_path.stem, grainy, segmenter.predict(grainy)))
     size = f", upscaled to {megapixels:g} MP" if megapixels else ""
     print(f"\n{folder} ({len(found)} images{size}, segmentation {segment_seconds / max(len(found), 1) * 1000:.0f} ms per image)")
     if scores[variants[0]]["mae"]:
