@@ -83,9 +83,9 @@ def _reduce(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, Image.Resampling.BOX)
 
 
-def _reduced(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
-    """The image box-reduced so its long side is at most ``side``, as float32 in 0-1."""
-    return np.asarray(_reduce(image, fit_within(image.size, side)), dtype=np.float32) / 255.0
+def _reduced(image: Image.Image) -> np.ndarray:
+    """The image box-reduced to the working size (long side at most WORK_SIDE), as float32 in 0-1."""
+    return np.asarray(_reduce(image, fit_within(image.size, WORK_SIDE)), dtype=np.float32) / 255.0
 
 
 @dataclass(frozen=True)
