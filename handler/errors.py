@@ -1,7 +1,8 @@
 """Errors the service raises on purpose: each carries its HTTP status and a stable code.
 
-Entry points map them once: the API to a JSON error response, the CLI to a message
-and exit status 1, the queue worker to a batch item failure.
+Entry points map them once: the API to a JSON error response; the CLI a bad option to a
+usage error (exit status 2) and an image's failure to a line on stderr (exit status 1); the
+queue worker to a batch item failure; S3 Batch Operations to a task's result code.
 """
 
 
