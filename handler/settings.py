@@ -16,7 +16,8 @@ MB_PER_VCPU = 1769
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (Lambda exposes vCPUs in proportion to memory)."""
+    """CPUs this process may run on: on Lambda what it shows (two up to 3,008 MB), not the CPU
+    time its memory buys (``cpu_share``)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
