@@ -18,14 +18,18 @@ STRIP_ROWS = 128
 # Narrower images get taller strips: strips of a few hundred pixels cost more in hand-offs than
 # in work (a 1x40,000,000 PNG in 128-row strips took 51 s, a 40 MP photo about 1 s).
 MIN_STRIP_PIXELS = 16_384
+# Wider ones get shorter strips: 128 rows of a 65,535-pixel-wide panorama hold 8 MP, whose
+# temporaries took its 40 MP from a 575 MB peak (a photo 8,064 wide) to 1,195 MB.
+MAX_STRIP_PIXELS = STRIP_ROWS * 8192
 
 Item = TypeVar("Item")
 Value = TypeVar("Value")
 
 
 def strip_rows(width: int, rows: int = STRIP_ROWS) -> int:
-    """Rows per strip of an image ``width`` pixels wide: ``rows``, or enough for MIN_STRIP_PIXELS."""
-    return max(rows, -(-MIN_STRIP_PIXELS // width))
+    """Rows per strip of an image ``width`` pixels wide: ``rows``, or enough for MIN_STRIP_PIXELS,
+    or few enough for MAX_STRIP_PIXELS (one at least)."""
+    return max(1, min(max(rows, -(-MIN_STRIP_PIXELS // width)), MAX_STRIP_PIXELS // width))
 
 
 def row_strips(height: int, rows: int) -> list[slice]:

@@ -8,7 +8,7 @@ from helpers import encode, example_photo
 from PIL import Image
 
 from handler.options import Options
-from handler.parallel import MIN_STRIP_PIXELS, SERIAL, StripPool, row_strips
+from handler.parallel import MAX_STRIP_PIXELS, MIN_STRIP_PIXELS, SERIAL, StripPool, row_strips
 from handler.pipeline import remove_background
 
 
@@ -81,29 +81,47 @@ def test_a_big_jpeg_decoded_beside_its_mask_upsampling_lines_up_at_any_orientati
 
 
 class CountingPool(StripPool):
-    """A one-worker pool that remembers how many items each call handed out."""
+    """A one-worker pool that remembers how many items each call handed out, and the rows of each strip."""
 
     def __init__(self):
         super().__init__(1)
         self.handed_out: list[int] = []
+        self.strip_heights: list[int] = []
 
     def map(self, function, items):
         items = list(items)
         self.handed_out.append(len(items))
+        self.strip_heights += [item.stop - item.start for item in items if isinstance(item, slice)]
         return super().map(function, items)
 
 
 def test_a_one_pixel_wide_image_is_not_cut_into_a_strip_per_128_pixels(segmenter):
-    # GIVEN a 1x200,000 PNG, refined and recoloured by default (regression: every full-resolution
+    # GIVEN a 1x65,535 PNG (the longest side accepted), refined and recoloured by default (regression: every full-resolution
     # step cut it into 128-row strips, 1,563 of 128 pixels each, whose hand-offs cost more than
     # their work: a 1x40,000,000 PNG of a few KB took 51 s where a 40 MP photo takes about 1 s)
-    pixels = np.full((200_000, 1, 3), 90, np.uint8)
-    pixels[70_000:130_000] = (240, 200, 40)
+    pixels = np.full((65_535, 1, 3), 90, np.uint8)
+    pixels[20_000:45_000] = (240, 200, 40)
     pool = CountingPool()
     data = encode(Image.fromarray(pixels), "PNG")
 
     result = remove_background(data, Options(), segmenter=segmenter, max_pixels=10**8, strips=pool)
 
     # THEN it is cut out in full, and no step hands out strips of fewer than MIN_STRIP_PIXELS
-    assert (result.width, result.height) == (1, 200_000) and "refinement" in result.stage_seconds
-    assert max(pool.handed_out) <= -(-200_000 // MIN_STRIP_PIXELS)
+    assert (result.width, result.height) == (1, 65_535) and "refinement" in result.stage_seconds
+    assert max(pool.handed_out) <= -(-65_535 // MIN_STRIP_PIXELS)
+
+
+def test_a_panorama_wider_than_a_photo_is_cut_into_strips_of_fewer_rows(segmenter):
+    # GIVEN a 40,000x300 panorama (regression: 128-row strips of a 65,535-pixel-wide image held
+    # 8 MP each, and their temporaries, two at a time, took a 40 MP panorama to a 1.2 GB peak
+    # where a 40 MP photo peaks under 600 MB)
+    pixels = np.full((300, 40_000, 3), 90, np.uint8)
+    pixels[100:200, 10_000:30_000] = (240, 200, 40)
+    pool = CountingPool()
+    data = encode(Image.fromarray(pixels), "PNG")
+
+    result = remove_background(data, Options(), segmenter=segmenter, max_pixels=10**8, strips=pool)
+
+    # THEN it is cut out in full, refined, and no strip holds more than MAX_STRIP_PIXELS
+    assert (result.width, result.height) == (40_000, 300) and "refinement" in result.stage_seconds
+    assert pool.strip_heights and max(pool.strip_heights) * 40_000 <= MAX_STRIP_PIXELS
