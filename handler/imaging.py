@@ -32,6 +32,10 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # the scan adds: 3,000 empty refinement scans (400 KB) cost a 36 MP decode 40 s of CPU. Encoders
 # write about 10 (libjpeg's progression) and rarely more than a few dozen.
 MAX_JPEG_SCANS = 100
+# The longest side accepted, JPEG's and GIF's own limit: resampling to a side builds a table of
+# weights per output row or column, and the mask of a 1x40,000,000 PNG (150 KB, within the pixel
+# limit) took 2.1 GB to upsample alone.
+MAX_SIDE = 65_535
 _START_OF_SCAN = b"\xff\xda"  # never inside entropy-coded data, where a 0xFF byte is followed by 0x00 or a restart
 
 # Pillow checks sizes against one global limit while it opens a file, before some formats
@@ -139,6 +143,8 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise TooLarge(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
+    if max(width, height) > MAX_SIDE:
+        raise TooLarge(f"the image is {width}x{height}; a side may be at most {MAX_SIDE:,} pixels")
     return image
 
 

@@ -323,6 +323,19 @@ def test_big_one_bit_png_is_too_large():
         decode(data)
 
 
+@pytest.mark.parametrize("size", [(1, 65_536), (65_536, 1), (40, 1_000_000)])
+def test_an_image_longer_than_65535_pixels_a_side_is_too_large_before_decoding(size):
+    # A few KB of PNG within the pixel limit: upsampling the mask to 40,000,000 rows alone took 2.1 GB.
+    data = encode(Image.new("L", size), "PNG")
+
+    with pytest.raises(TooLarge, match=f"{size[0]}x{size[1]}; a side may be at most 65,535 pixels"):
+        imaging.open_image(data, max_pixels=40_000_000)
+
+
+def test_an_image_65535_pixels_long_is_cut_out():
+    assert decode(encode(Image.new("L", (2, 65_535), 200), "PNG")).size == (2, 65_535)
+
+
 def test_a_gif_frame_far_past_its_screen_is_refused_before_pillow_fills_it(repo_root):
     # GIVEN the corpus's 280-byte GIF: a 16x16 screen whose first frame, 60000x60000, is disposed
     # to the background, so that opening it enlarges the canvas and fills the frame's area
