@@ -17,7 +17,7 @@ from .errors import ObjectChanged, ObjectNotFound
 from .imaging import MEDIA_TYPES
 from .options import shown
 from .parallel import StripPool
-from .pipeline import remove_background
+from .pipeline import Result, remove_background
 from .request import CutoutRequest, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
@@ -61,6 +61,15 @@ class Cutout:
         return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
 
 
+@dataclass(frozen=True)
+class CutoutAnswer:
+    """The answer to a cut-out request, and how it was come by: what the route counts and logs."""
+
+    response: Response
+    how: str  # "made" (the model ran), "stored" (read from the output bucket) or "not modified" (a 304)
+    made: Result | None = None  # the cut-out, when the model made it
+
+
 def _http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
@@ -80,7 +89,7 @@ def locate(request: CutoutRequest, *, storage: Storage, settings: Settings) -> C
 
 def _compute(
     cutout: Cutout, request: CutoutRequest, *, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
-) -> bytes:
+) -> Result:
     """Cut the source out and store the result.
 
     Simultaneous first requests each compute and write the same key: one object remains.
@@ -91,33 +100,34 @@ def _compute(
     metadata = object_result_metadata(source, etag, request.options, model=MODEL_NAME)
     location = cutout.location
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
-    return result.data
+    return result
 
 
 def serve_cutout(
     request: CutoutRequest, *, head_only: bool, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
-) -> Response:
+) -> CutoutAnswer:
     """The answer to GET (or HEAD) /cutouts/{key}: 304, the stored or a new result, or a redirect to it."""
     cutout = locate(request, storage=storage, settings=settings)
     headers = {"Cache-Control": f"public, max-age={_max_age(request, settings.cutout_max_age)}", "ETag": cutout.etag}
     if request.varies_by_accept:
         headers["Vary"] = "Accept"
     if cutout.etag in request.if_none_match or "*" in request.if_none_match:
-        return Response(status_code=304, headers=headers, body="")
+        return CutoutAnswer(Response(status_code=304, headers=headers, body=""), "not modified")
     media_type = MEDIA_TYPES[request.options.format]
     stored = storage.stored_result(cutout.location, cutout.source_info.etag)
     if stored is not None and not fits_in_response(stored.size):
-        return _redirect(cutout, request, storage=storage, settings=settings)
+        return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), "stored")
     data = _stored_bytes(cutout.location, stored, storage=storage) if stored is not None else None
     if data is not None:
-        modified = stored.last_modified
+        how, made, modified = "stored", None, stored.last_modified
     else:
-        data = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
-        modified = datetime.now(UTC)
+        made = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
+        how, data, modified = "made", made.data, datetime.now(UTC)
         if not fits_in_response(len(data)):
-            return _redirect(cutout, request, storage=storage, settings=settings)
+            return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), how, made)
     headers["Last-Modified"] = _http_date(modified)
-    return Response(status_code=200, content_type=media_type, headers=headers, body=b"" if head_only else data)
+    response = Response(status_code=200, content_type=media_type, headers=headers, body=b"" if head_only else data)
+    return CutoutAnswer(response, how, made)
 
 
 def _stored_bytes(location: ObjectRef, stored: ObjectInfo, *, storage: Storage) -> bytes | None:

@@ -200,7 +200,7 @@ def test_metrics_in_emf_and_request_id_in_logs(api, capsys, log_lines):
     # AND the cut-out is logged with the request id, its size and where its time went
     request_id = api.fixture_event()["requestContext"]["requestId"]
     (made,) = [line for line in log_lines() if line.get("message") == "cut-out made"]
-    assert made["correlation_id"] == request_id and made["status"] == 200
+    assert made["correlation_id"] == request_id and (made["route"], made["status"]) == ("POST /remove", 200)
     assert (made["input_pixels"], made["output_bytes"]) == (120 * 80, len(reply.body))
     assert {"decode", "inference", "encoding"} <= set(made["stage_ms"]) and all(ms >= 0 for ms in made["stage_ms"].values())
     # AND the refusal is logged with the request id as the correlation id

@@ -269,6 +269,23 @@ def test_requests_cloudfront_keeps_under_one_key_get_one_answer(cutouts):
     assert all(len(replies) == 1 for replies in answers.values()), answers.keys()
 
 
+def test_each_answer_is_counted_and_a_cutout_the_model_made_is_logged(cutouts, app, capsys, log_lines):
+    # WHEN a cut-out URL is fetched, fetched again, and revalidated by a cache holding it
+    first = cutouts.get("products/astronaut.jpg")
+    again = cutouts.get("products/astronaut.jpg")
+    revalidated = cutouts.get("products/astronaut.jpg", headers={"If-None-Match": first.headers["ETag"]})
+    assert (first.status, again.status, revalidated.status) == (200, 200, 304)
+    app.metrics.flush_metrics()
+    # THEN CloudWatch counts one of each answer, and the one the model made has its latency and size
+    (blob,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [blob[name] for name in ("CutoutsMade", "CutoutsFromStore", "CutoutsNotModified")] == [[1.0]] * 3
+    assert blob["InputPixels"] == [120 * 90] and blob["OutputBytes"] == [len(first.body)] and len(blob["Latency"]) == 1
+    # AND it is logged as POST /remove's are, with the route that made it
+    (made,) = [line for line in log_lines() if line.get("message") == "cut-out made"]
+    assert (made["route"], made["status"], made["output_bytes"]) == ("GET /cutouts", 200, len(first.body))
+    assert {"decode", "inference", "encoding"} <= set(made["stage_ms"])
+
+
 def test_a_missing_object_is_a_404(cutouts):
     assert_refused(cutouts.get("products/missing.jpg"), 404, "not_found")
 
