@@ -100,6 +100,16 @@ def _progress(done: int, total: int, name: str, seconds: float) -> None:
     sys.stderr.flush()
 
 
+def _clash(destination: Path, written: dict[Path, Path], sources: set[Path]) -> str | None:
+    """Why writing ``destination`` would destroy something, or None: an earlier result, or an input
+    (written into the input folder, a.jpg's result is a.png: perhaps a photo not yet read)."""
+    if destination in written:
+        return f"would overwrite the result of {written[destination]}"
+    if destination.resolve() in sources:
+        return f"would overwrite the input {destination}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -140,17 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     for done, (source, destination) in enumerate(pairs, start=1):
         image_started = time.perf_counter()
         try:
-            if destination in written:
-                raise ServiceError(f"would overwrite the result of {written[destination]}")
-            # Written into the input folder, a.jpg's result is a.png: perhaps a photo not yet read.
-            if destination.resolve() in sources:
-                raise ServiceError(f"would overwrite the input {destination}")
-            result = remove_background(
-                source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
-            )
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(result.data)
-            written[destination] = source
+            if (clash := _clash(destination, written, sources)) is not None:
+                failures.append((source, clash))
+            else:
+                result = remove_background(
+                    source.read_bytes(), options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
+                )
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(result.data)
+                written[destination] = source
         except ServiceError as error:
             failures.append((source, error.message))
         except OSError as error:
