@@ -41,7 +41,7 @@ def test_refine_is_never_worse_than_the_plain_mask(testdata, segmenter, evaluati
     for path, truth_path in evaluation.photos(folder):
         photo = Image.open(path).convert("RGB")
         truth = np.asarray(Image.open(truth_path).convert("L"))
-        mask = evaluation.predicted(segmenter, photo)
+        mask = segmenter.predict(photo)
         for variant, (errors, precisions, recalls, boundaries) in scores.items():
             shaped = evaluation.VARIANTS[variant](photo, mask)
             errors.append(metrics.mae(shaped, truth))
