@@ -229,7 +229,11 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
         if line_end < 0 or headers_end < 0:
             raise BadRequest("a part of the form has no blank line after its headers")
         headers = BytesHeaderParser().parsebytes(part[line_end + 2 : headers_end])
-        name = collapse_rfc2231_value(headers.get_param("name", "", header="Content-Disposition"))
+        given_name = headers.get_param("name", "", header="Content-Disposition")
+        try:
+            name = collapse_rfc2231_value(given_name)
+        except UnicodeError:  # name*=charset''...: a codec (idna, punycode) that cannot decode it leniently
+            raise BadRequest(f"a form field's name is not text in its charset {shown(given_name[0])}") from None
         if not name:
             raise BadRequest('every part of the form needs a Content-Disposition with a name: form-data; name="..."')
         if name in named:
