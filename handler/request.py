@@ -242,7 +242,7 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
         given_name = headers.get_param("name", "", header="Content-Disposition")
         try:
             name = collapse_rfc2231_value(given_name)
-        except UnicodeError:  # name*=charset''...: a codec (idna, punycode) that cannot decode it leniently
+        except ValueError:  # name*=charset''...: a codec that cannot decode leniently (idna, punycode), a NUL in its name
             raise BadRequest(f"a form field's name is not text in its charset {shown(given_name[0])}") from None
         if not name:
             raise BadRequest('every part of the form needs a Content-Disposition with a name: form-data; name="..."')
