@@ -239,11 +239,11 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
                 f"the form's part headers come to {header_bytes:,} bytes or more; the limit is {FORM_HEADERS_LIMIT:,}"
             )
         headers = BytesHeaderParser().parsebytes(part[line_end + 2 : headers_end])
-        given_name = headers.get_param("name", "", header="Content-Disposition")
         try:
-            name = collapse_rfc2231_value(given_name)
-        except ValueError:  # name*=charset''...: a codec that cannot decode leniently (idna, punycode), a NUL in its name
-            raise BadRequest(f"a form field's name is not text in its charset {shown(given_name[0])}") from None
+            name = collapse_rfc2231_value(headers.get_param("name", "", header="Content-Disposition"))
+        except (TypeError, ValueError):  # RFC 2231 names the standard library fails on: name*=idna''x, name*=a; name*1
+            disposition = str(headers["Content-Disposition"])
+            raise BadRequest(f"a form field's RFC 2231 name (name*=) cannot be decoded: {shown(disposition)}") from None
         if not name:
             raise BadRequest('every part of the form needs a Content-Disposition with a name: form-data; name="..."')
         if name in named:
