@@ -219,7 +219,10 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
     """
     header = Message()
     header["Content-Type"] = content_type
-    boundary = header.get_boundary()
+    try:
+        boundary = header.get_boundary()
+    except (TypeError, ValueError):  # RFC 2231 the standard library fails on, as in a part's name below
+        boundary = None
     if not boundary or not boundary.isascii():
         raise BadRequest("the multipart/form-data Content-Type needs a boundary parameter of ASCII characters")
     # A delimiter is CRLF "--" boundary; the body's first one may open the body without the CRLF.

@@ -93,12 +93,23 @@ BOUNDARY_X = "multipart/form-data; boundary=x"
     [
         (_repeated_image, "gives 'image' more than once"),
         (lambda photo: (photo, "multipart/form-data"), "needs a boundary parameter"),
+        (lambda photo: (photo, "multipart/form-data; boundary*=idna''x"), "needs a boundary parameter"),
+        (lambda photo: (photo, "multipart/form-data; boundary*=a; boundary*1"), "needs a boundary parameter"),
         (lambda photo: (photo, "multipart/form-data; boundary=nowhere"), "does not end with its closing boundary"),
         (lambda photo: (form({"image": ("a.jpg", photo, "image/jpeg")}, "x")[0][:-40], BOUNDARY_X), "closing boundary"),
         (lambda photo: (b"--x\r\nContent-Type: image/jpeg\r\n\r\n" + photo + b"\r\n--x--", BOUNDARY_X), "needs a Content"),
         (lambda photo: (b"--x\r\nContent-Disposition: form-data; name=image\r\n" + photo + b"\r\n--x--", BOUNDARY_X), "no blank"),
     ],
-    ids=["image twice", "no boundary", "boundary absent", "cut short", "part without a name", "part without headers' end"],
+    ids=[
+        "image twice",
+        "no boundary",
+        "boundary in idna",
+        "boundary continued without a value",
+        "boundary absent",
+        "cut short",
+        "part without a name",
+        "part without headers' end",
+    ],
 )
 def test_a_malformed_form_is_a_bad_request_that_says_what_is_wrong(api, photo, make, message):
     body, content_type = make(photo)
