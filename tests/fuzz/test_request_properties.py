@@ -182,3 +182,31 @@ def test_a_forms_image_field_gives_back_its_bytes(data, version):
     body, content_type = encode_multipart_formdata({"image": ("photo", data, "application/octet-stream")})
     event = Api(version, handler=None).event(body, content_type=content_type)
     assert parse_event(event).source == data
+
+
+# RFC 2231 parameters (name*=charset'language'text, continued in name*0, name*1*), as a part's
+# Content-Disposition or the Content-Type's boundary may spell them: charsets Python's codecs know
+# but decode only strictly, or that no codec lookup takes, and continuations with or without values.
+rfc2231_parameters = st.tuples(
+    st.sampled_from(["name*=", "name*0*=", "name="]),
+    st.sampled_from(["utf-8", "latin-1", "idna", "punycode", "undefined", "utf\x008", "", '"', "no-such-codec"]),
+    st.sampled_from(["''", "'en'", "'", ""]),
+    st.sampled_from(["image", "%FF", "im%C3%A9", "", "a;b"]) | st.text(max_size=6),
+    st.sampled_from(["", "; name*1", "; name*1=x", "; name*0", "; name*1*=%FF", "; filename*=idna''x"]),
+).map("".join)
+
+
+@given(rfc2231_parameters, st.sampled_from(["v1", "v2"]))
+def test_any_part_name_or_boundary_parameter_is_a_request_or_a_typed_error(parameters, version):
+    part = b"--x\r\nContent-Disposition: form-data; %s\r\n\r\n<photo>\r\n--x--"
+    for body, content_type in (
+        (part % parameters.encode(), "multipart/form-data; boundary=x"),
+        (part % b"name=image", "multipart/form-data; " + parameters.replace("name", "boundary")),
+    ):
+        event = Api(version, handler=None).event(body, content_type=content_type)
+        try:
+            request = parse_event(event)
+        except ServiceError as error:
+            assert_typed(error)
+            continue
+        assert request.source == b"<photo>"
