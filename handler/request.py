@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
-from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge
+from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge, UnsupportedMediaType
 from .options import Options, shown
 from .settings import Settings
 from .signing import EXPIRES, SIGNATURE, verify
@@ -26,6 +26,7 @@ from .storage import MAX_KEY_BYTES, ObjectRef
 
 JSON_MEDIA_TYPE = "application/json"
 FORM_MEDIA_TYPE = "multipart/form-data"
+URLENCODED_FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"  # an HTML form without enctype
 # Room for the options and the JSON punctuation around the base64 image in a JSON body, or
 # for the part headers and option fields around the image in a form.
 JSON_OVERHEAD = 64 * 1024
@@ -228,6 +229,8 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
     # A delimiter is CRLF "--" boundary; the body's first one may open the body without the CRLF.
     preamble, *parts = (b"\r\n" + data).split(b"\r\n--" + boundary.encode())
     if not parts or not parts[-1].startswith(b"--"):
+        if b"\n--" + boundary.encode() in data:
+            raise BadRequest("the form's lines end in LF alone: multipart/form-data puts CRLF (\\r\\n) before each boundary")
         raise BadRequest("the form body does not end with its closing boundary: it is cut short or not multipart/form-data")
     named = {}
     header_bytes = 0
@@ -256,14 +259,43 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
 
 
 def _form_options(form: dict[str, bytes]) -> dict[str, str]:
-    """The form's fields other than the image, as option values (text, like a query string's)."""
+    """The form's fields other than the image, as option values (text, like a query string's).
+
+    An empty field is an option left unset: an HTML form sends its empty inputs too."""
     options = {}
     for name, value in form.items():
         try:
-            options[name] = value.decode()
+            text = value.decode()
         except UnicodeDecodeError:
             raise BadRequest(f"the form field {shown(name)} is not UTF-8 text") from None
+        if text:
+            options[name] = text
     return options
+
+
+def _from_form(event: BaseProxyEvent, query: dict[str, str], settings: Settings) -> tuple[bytes, Options]:
+    """The photo and options of a form: the "image" field holds the bytes (or a data: URL, as a
+    canvas's toDataURL() gives them), the other fields options."""
+    form = _form_fields(body_bytes(event, limit=settings.max_input_bytes + JSON_OVERHEAD), header(event, "Content-Type"))
+    source = form.pop("image", None)
+    if source is None:
+        raise BadRequest('the form must have an "image" field holding the photo\'s bytes')
+    if source.startswith(b"data:"):  # no image format starts so
+        source = _image_bytes(source.decode("latin-1"), limit=settings.max_input_bytes)
+    _check_size(len(source), settings.max_input_bytes, "the image")
+    return source, Options.parse(_merge(query, _form_options(form), "form"))
+
+
+def _from_json(event: BaseProxyEvent, query: dict[str, str], settings: Settings) -> tuple[bytes | ObjectRef, Options]:
+    """The photo (base64) or S3 reference, and the options, of a JSON body."""
+    document = _json_object(body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD))
+    given = [key for key in _SOURCE_KEYS if key in document]
+    if len(given) != 1:
+        raise BadRequest('the JSON body must have exactly one of "image" (base64) or "s3" ({"bucket", "key"})')
+    options = Options.parse(_merge(query, {k: v for k, v in document.items() if k not in _SOURCE_KEYS}, "JSON body"))
+    if given == ["image"]:
+        return _image_bytes(document["image"], limit=settings.max_input_bytes), options
+    return _s3_reference(document["s3"], allowed=settings.input_buckets), options
 
 
 def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveRequest:
@@ -273,25 +305,18 @@ def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveReq
     wants_json = JSON_MEDIA_TYPE in _accepted(header(event, "Accept"))
     media_types = _media_types(header(event, "Content-Type"))
     if FORM_MEDIA_TYPE in media_types:
-        form = _form_fields(body_bytes(event, limit=settings.max_input_bytes + JSON_OVERHEAD), header(event, "Content-Type"))
-        source = form.pop("image", None)
-        if source is None:
-            raise BadRequest('the form must have an "image" field holding the photo\'s bytes')
-        _check_size(len(source), settings.max_input_bytes, "the image")
-        options = Options.parse(_merge(query, _form_options(form), "form"))
-    elif JSON_MEDIA_TYPE not in media_types:
-        source = body_bytes(event, limit=settings.max_input_bytes)
-        options = Options.parse(query)
+        source, options = _from_form(event, query, settings)
+    elif JSON_MEDIA_TYPE in media_types:
+        source, options = _from_json(event, query, settings)
     else:
-        document = _json_object(body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD))
-        given = [key for key in _SOURCE_KEYS if key in document]
-        if len(given) != 1:
-            raise BadRequest('the JSON body must have exactly one of "image" (base64) or "s3" ({"bucket", "key"})')
-        options = Options.parse(_merge(query, {k: v for k, v in document.items() if k not in _SOURCE_KEYS}, "JSON body"))
-        if given == ["image"]:
-            source = _image_bytes(document["image"], limit=settings.max_input_bytes)
-        else:
-            source = _s3_reference(document["s3"], allowed=settings.input_buckets)
+        source, options = body_bytes(event, limit=settings.max_input_bytes), Options.parse(query)
+        # curl --data-binary sends a photo as application/x-www-form-urlencoded unless told otherwise,
+        # so only a body that really is such a form (text, from the first byte), with an image field, is one.
+        if URLENCODED_FORM_MEDIA_TYPE in media_types and source.isascii() and "image" in dict(parse_qsl(source.decode())):
+            raise UnsupportedMediaType(
+                'an HTML form sends a file\'s bytes only with enctype="multipart/form-data"; '
+                "this application/x-www-form-urlencoded form holds at most its name"
+            )
     if options.store and not settings.output_bucket:
         raise BadRequest("store needs an output bucket, and this deployment has none (OUTPUT_BUCKET is not set)")
     return RemoveRequest(source=source, options=options, wants_json=wants_json)

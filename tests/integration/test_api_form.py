@@ -5,6 +5,8 @@ Bodies are made by urllib3's encoder, a real client's, or written out by hand wh
 needs a shape no encoder makes.
 """
 
+import base64
+
 import pytest
 from urllib3 import encode_multipart_formdata
 
@@ -172,3 +174,38 @@ def test_a_long_non_ascii_file_name_is_within_the_part_header_limit(api, photo):
     reply = api.post(body, content_type=content_type)
     # THEN the cut-out is made
     assert (reply.status, reply.content_type) == (200, "image/webp"), reply.body[:300]
+
+
+def test_an_html_forms_empty_inputs_leave_their_options_unset(api, photo):
+    # An HTML form sends every named input, filled or not: max_size= and background= are "not given"
+    body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg"), "format": "webp", "max_size": "", "background": ""})
+    reply = api.post(body, content_type=content_type)
+    assert reply.body == api.post(photo, content_type="image/jpeg", query={"format": "webp"}).body
+
+
+def test_an_image_field_may_hold_a_data_url_as_a_canvas_gives_it(api, photo):
+    # form.append("image", canvas.toDataURL("image/jpeg")): a text field, base64 behind a data: prefix
+    data_url = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
+    body, content_type = form({"image": data_url, "format": "webp"})
+    reply = api.post(body, content_type=content_type)
+    assert reply.body == api.post(photo, content_type="image/jpeg", query={"format": "webp"}).body
+
+
+def test_a_form_with_lf_line_endings_is_told_so(api, photo):
+    body = b'--x\nContent-Disposition: form-data; name="image"\n\n' + photo + b"\n--x--\n"
+    reply = api.post(body, content_type="multipart/form-data; boundary=x")
+    assert (reply.status, reply.error_code) == (400, "bad_request")
+    assert "lines end in LF alone" in reply.json()["error"]["message"]
+
+
+def test_an_html_form_without_multipart_enctype_is_told_what_to_send(api):
+    # <form method=post> without enctype sends the file input's name, not its bytes
+    reply = api.post("image=photo.jpg&format=webp", content_type="application/x-www-form-urlencoded")
+    assert (reply.status, reply.error_code) == (415, "unsupported_media_type")
+    assert 'enctype="multipart/form-data"' in reply.json()["error"]["message"]
+
+
+def test_a_photo_sent_as_curls_default_content_type_is_still_the_photo(api, photo):
+    # curl --data-binary @photo.jpg without -H sends Content-Type: application/x-www-form-urlencoded
+    reply = api.post(photo, content_type="application/x-www-form-urlencoded")
+    assert reply.status == 200 and reply.body == api.post(photo, content_type="image/jpeg").body
