@@ -1,6 +1,6 @@
 """The one Options type, parsed and validated the same way for every entry point.
 
-The API's query string and JSON body, a cut-out URL's query string, an S3 Batch Operations
+The API's query string, form fields and JSON body, a cut-out URL's query string, an S3 Batch Operations
 job's user arguments and the CLI all build a plain mapping of option names to values and
 hand it to ``Options.parse``. Uploads that S3 notifies get the defaults, ``Options()``.
 """
