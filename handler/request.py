@@ -229,7 +229,8 @@ def _form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
     # A delimiter is CRLF "--" boundary; the body's first one may open the body without the CRLF.
     preamble, *parts = (b"\r\n" + data).split(b"\r\n--" + boundary.encode())
     if not parts or not parts[-1].startswith(b"--"):
-        if b"\n--" + boundary.encode() in data:
+        # A CRLF delimiter past the opening one means CRLF lines: such a form was cut short
+        if len(parts) <= 1 and b"\n--" + boundary.encode() in data:
             raise BadRequest("the form's lines end in LF alone: multipart/form-data puts CRLF (\\r\\n) before each boundary")
         raise BadRequest("the form body does not end with its closing boundary: it is cut short or not multipart/form-data")
     named = {}
