@@ -171,7 +171,7 @@ def _json_object(data: bytes) -> dict:
 
 
 def _image_bytes(text, *, limit: int) -> bytes:
-    """Decode the JSON body's base64 image (a data: URL prefix is accepted), size checked first."""
+    """Decode a JSON body's base64 image or a form field's data: URL (a data: prefix is accepted in both), size checked first."""
     if not isinstance(text, str):
         raise BadRequest(f"image must be a base64 string, not {type(text).__name__}")
     if prefix := _DATA_URL.match(text):
