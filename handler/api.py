@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .cutouts import SigningSecret, serve_cutout
+from .cutouts import Served, SigningSecret, serve_cutout
 from .errors import ServiceError, TooLarge
 from .options import Options, cut_short
 from .parallel import SERIAL, StripPool
@@ -112,7 +112,7 @@ def upload_link(upload: UploadRequest, *, storage: Storage, settings: Settings) 
 
 
 # How a cut-out request was answered -> the count CloudWatch keeps of it.
-CUTOUT_METRICS = {"made": "CutoutsMade", "stored": "CutoutsFromStore", "not modified": "CutoutsNotModified"}
+CUTOUT_METRICS = {Served.MADE: "CutoutsMade", Served.STORED: "CutoutsFromStore", Served.NOT_MODIFIED: "CutoutsNotModified"}
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:

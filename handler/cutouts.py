@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from enum import Enum
 from functools import cached_property
 
 from aws_lambda_powertools.event_handler import Response
@@ -61,13 +62,21 @@ class Cutout:
         return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
 
 
+class Served(Enum):
+    """How a cut-out request was answered: what the route counts."""
+
+    MADE = "made"  # the model ran
+    STORED = "stored"  # read from the output bucket
+    NOT_MODIFIED = "not modified"  # a 304: the client's copy is current
+
+
 @dataclass(frozen=True)
 class CutoutAnswer:
-    """The answer to a cut-out request, and how it was come by: what the route counts and logs."""
+    """The answer to a cut-out request, how it was come by, and the cut-out when the model made it."""
 
     response: Response
-    how: str  # "made" (the model ran), "stored" (read from the output bucket) or "not modified" (a 304)
-    made: Result | None = None  # the cut-out, when the model made it
+    how: Served
+    made: Result | None = None
 
 
 def _http_date(moment: datetime) -> str:
@@ -112,17 +121,17 @@ def serve_cutout(
     if request.varies_by_accept:
         headers["Vary"] = "Accept"
     if cutout.etag in request.if_none_match or "*" in request.if_none_match:
-        return CutoutAnswer(Response(status_code=304, headers=headers, body=""), "not modified")
+        return CutoutAnswer(Response(status_code=304, headers=headers, body=""), Served.NOT_MODIFIED)
     media_type = MEDIA_TYPES[request.options.format]
     stored = storage.stored_result(cutout.location, cutout.source_info.etag)
     if stored is not None and not fits_in_response(stored.size):
-        return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), "stored")
+        return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), Served.STORED)
     data = _stored_bytes(cutout.location, stored, storage=storage) if stored is not None else None
     if data is not None:
-        how, made, modified = "stored", None, stored.last_modified
+        how, made, modified = Served.STORED, None, stored.last_modified
     else:
         made = _compute(cutout, request, storage=storage, segmenter=segmenter, settings=settings, strips=strips)
-        how, data, modified = "made", made.data, datetime.now(UTC)
+        how, data, modified = Served.MADE, made.data, datetime.now(UTC)
         if not fits_in_response(len(data)):
             return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), how, made)
     headers["Last-Modified"] = _http_date(modified)

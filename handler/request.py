@@ -277,7 +277,9 @@ def _form_options(form: dict[str, bytes]) -> dict[str, str]:
 def _from_form(event: BaseProxyEvent, query: dict[str, str], settings: Settings) -> tuple[bytes, Options]:
     """The photo and options of a form: the "image" field holds the bytes (or a data: URL, as a
     canvas's toDataURL() gives them), the other fields options."""
-    form = _form_fields(body_bytes(event, limit=settings.max_input_bytes + JSON_OVERHEAD), header(event, "Content-Type"))
+    # As much body as a JSON one: the image field may hold a data: URL, base64 like JSON's image.
+    body = body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD)
+    form = _form_fields(body, header(event, "Content-Type"))
     source = form.pop("image", None)
     if source is None:
         raise BadRequest('the form must have an "image" field holding the photo\'s bytes')
@@ -313,7 +315,8 @@ def parse_remove_request(event: BaseProxyEvent, settings: Settings) -> RemoveReq
         source, options = body_bytes(event, limit=settings.max_input_bytes), Options.parse(query)
         # curl --data-binary sends a photo as application/x-www-form-urlencoded unless told otherwise,
         # so only a body that really is such a form (text, from the first byte), with an image field, is one.
-        if URLENCODED_FORM_MEDIA_TYPE in media_types and source.isascii() and "image" in dict(parse_qsl(source.decode())):
+        urlencoded = URLENCODED_FORM_MEDIA_TYPE in media_types and source.isascii()
+        if urlencoded and "image" in dict(parse_qsl(source.decode(), keep_blank_values=True)):
             raise UnsupportedMediaType(
                 'an HTML form sends a file\'s bytes only with enctype="multipart/form-data"; '
                 "this application/x-www-form-urlencoded form holds at most its name"

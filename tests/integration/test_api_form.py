@@ -200,9 +200,10 @@ def test_a_form_with_lf_line_endings_is_told_so(api, photo):
     assert "lines end in LF alone" in reply.json()["error"]["message"]
 
 
-def test_an_html_form_without_multipart_enctype_is_told_what_to_send(api):
-    # <form method=post> without enctype sends the file input's name, not its bytes
-    reply = api.post("image=photo.jpg&format=webp", content_type="application/x-www-form-urlencoded")
+@pytest.mark.parametrize("body", ["image=photo.jpg&format=webp", "image=&format=webp"])
+def test_an_html_form_without_multipart_enctype_is_told_what_to_send(api, body):
+    # <form method=post> without enctype sends the file input's name (empty with no file), not its bytes
+    reply = api.post(body, content_type="application/x-www-form-urlencoded")
     assert (reply.status, reply.error_code) == (415, "unsupported_media_type")
     assert 'enctype="multipart/form-data"' in reply.json()["error"]["message"]
 
