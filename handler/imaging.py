@@ -10,7 +10,7 @@ import threading
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import TooLarge, UndecodableImage, UnsupportedMediaType
 from .parallel import SERIAL, StripPool, strip_rows
@@ -348,6 +348,8 @@ def colour_in_profile(colour: tuple[int, int, int], icc_profile: bytes) -> tuple
     store it: on a Display P3 or Adobe RGB photo, a background left as named would show more
     saturated than the page around it. A profile littleCMS cannot read is one viewers ignore
     too: the colour stays as named."""
+    from PIL import ImageCms  # littleCMS: only a background on a tagged photo needs it, not every cold start
+
     try:
         transform = ImageCms.buildTransform(
             ImageCms.createProfile("sRGB"),
