@@ -9,6 +9,7 @@ import base64
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import (
@@ -25,7 +26,7 @@ from .cutouts import Served, SigningSecret, serve_cutout
 from .errors import ServiceError, TooLarge
 from .options import Options, cut_short
 from .parallel import SERIAL, StripPool
-from .pipeline import Result, remove_background
+from .pipeline import Result, remove_background, result_version
 from .request import (
     RESPONSE_BODY_LIMIT,
     UPLOAD_TYPES,
@@ -51,16 +52,20 @@ def error_response(status: int, code: str, message: str) -> Response:
     )
 
 
-def _link(result: Result, request: RemoveRequest, source: str, *, storage: Storage, settings: Settings) -> dict:
-    """Store the result under its deterministic key and answer where it is, with a presigned GET."""
+def _link(result: Result, request: RemoveRequest, source: str, *, model_path: Path, storage: Storage, settings: Settings) -> dict:
+    """Store the result under its deterministic key, recording the version of what made it (the
+    code, and the model at ``model_path``), and answer where it is, with a presigned GET."""
     location = ObjectRef(settings.output_bucket, result_key(settings.output_prefix, source, request.options))
-    metadata = result_metadata({"source": source}, request.options, model=MODEL_NAME)
+    version = result_version(model_path)
+    metadata = result_metadata({"source": source}, request.options, model=MODEL_NAME, version=version)
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
     url = storage.presign_get(location.bucket, location.key, expires_in=settings.url_expires_in)
     return {"bucket": location.bucket, "key": location.key, "url": url, "expires_in": settings.url_expires_in}
 
 
-def deliver(result: Result, request: RemoveRequest, source: str, *, storage: Storage, settings: Settings) -> Response:
+def deliver(
+    result: Result, request: RemoveRequest, source: str, *, model_path: Path, storage: Storage, settings: Settings
+) -> Response:
     """The HTTP answer for a result: its bytes, the JSON envelope, or a link to it in S3.
 
     ``store`` asks for a link. A result whose base64 would not fit in Lambda's response is
@@ -75,7 +80,7 @@ def deliver(result: Result, request: RemoveRequest, source: str, *, storage: Sto
             "or send store=true to a deployment with an OUTPUT_BUCKET"
         )
     if request.options.store or too_large:
-        link = _link(result, request, source, storage=storage, settings=settings)
+        link = _link(result, request, source, model_path=model_path, storage=storage, settings=settings)
         if request.options.store or request.wants_json:
             return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=link)
         return Response(
@@ -167,7 +172,8 @@ def build_resolver(
         result = remove_background(
             data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
         )
-        response = deliver(result, request, source, storage=storage, settings=settings)
+        model_path = segmenter.model_path
+        response = deliver(result, request, source, model_path=model_path, storage=storage, settings=settings)
         record_made(result, response, started=started, route="POST /remove")
         return response
 

@@ -18,11 +18,19 @@ from .errors import ObjectChanged, ObjectNotFound
 from .imaging import MEDIA_TYPES
 from .options import shown
 from .parallel import StripPool
-from .pipeline import Result, remove_background
+from .pipeline import Result, remove_background, result_version
 from .request import CutoutRequest, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
-from .storage import CUTOUTS_PREFIX, ObjectInfo, ObjectRef, Storage, object_result_metadata, result_location
+from .storage import (
+    CUTOUTS_PREFIX,
+    RESULT_VERSION,
+    ObjectInfo,
+    ObjectRef,
+    Storage,
+    object_result_metadata,
+    result_location,
+)
 
 
 class SigningSecret:
@@ -49,16 +57,18 @@ class SigningSecret:
 
 @dataclass(frozen=True)
 class Cutout:
-    """One source object's current version and where its result for some options is kept."""
+    """One source object's current version, where its result for some options is kept, and
+    the metadata that result has when this version of the code makes it."""
 
     source: ObjectRef
     source_info: ObjectInfo
     location: ObjectRef
+    metadata: dict[str, str]
 
     @property
     def etag(self) -> str:
-        """Strong: a new source version, other options or another format give another tag."""
-        identity = f"{self.source_info.etag}\n{self.location.key}\n{MODEL_NAME}".encode()
+        """Strong: a new source version, other options, another format or a new version of the code give another tag."""
+        identity = f"{self.source_info.etag}\n{self.location.key}\n{self.metadata[RESULT_VERSION]}".encode()
         return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
 
 
@@ -83,8 +93,8 @@ def _http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
-def locate(request: CutoutRequest, *, storage: Storage, settings: Settings) -> Cutout:
-    """The source's current version and where its result for these options is kept; 404 without a source."""
+def locate(request: CutoutRequest, *, version: str, storage: Storage, settings: Settings) -> Cutout:
+    """The source's current version and where its result for these options, made by ``version``, is kept; 404 without a source."""
     if not settings.source_bucket or not settings.output_bucket:
         raise ObjectNotFound("cut-out URLs are not enabled on this deployment (SOURCE_BUCKET and OUTPUT_BUCKET must be set)")
     source = ObjectRef(settings.source_bucket, request.key)
@@ -93,7 +103,8 @@ def locate(request: CutoutRequest, *, storage: Storage, settings: Settings) -> C
         raise ObjectNotFound(f"there is no object {shown(request.key)} in the source bucket")
     prefix = settings.output_prefix + CUTOUTS_PREFIX
     location = result_location(source, request.options, output_bucket=settings.output_bucket, output_prefix=prefix)
-    return Cutout(source, info, location)
+    metadata = object_result_metadata(source, info.etag, request.options, model=MODEL_NAME, version=version)
+    return Cutout(source, info, location, metadata)
 
 
 def _compute(
@@ -104,11 +115,11 @@ def _compute(
     Simultaneous first requests each compute and write the same key: one object remains.
     """
     source = cutout.source
-    data, etag = storage.get(source.bucket, source.key, max_bytes=settings.max_object_bytes, info=cutout.source_info)
+    # The GET returns the version the HEAD saw (If-Match): the one the metadata records.
+    data, _ = storage.get(source.bucket, source.key, max_bytes=settings.max_object_bytes, info=cutout.source_info)
     result = remove_background(data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips)
-    metadata = object_result_metadata(source, etag, request.options, model=MODEL_NAME)
     location = cutout.location
-    storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
+    storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=cutout.metadata)
     return result
 
 
@@ -116,14 +127,14 @@ def serve_cutout(
     request: CutoutRequest, *, head_only: bool, storage: Storage, segmenter: Segmenter, settings: Settings, strips: StripPool
 ) -> CutoutAnswer:
     """The answer to GET (or HEAD) /cutouts/{key}: 304, the stored or a new result, or a redirect to it."""
-    cutout = locate(request, storage=storage, settings=settings)
+    cutout = locate(request, version=result_version(segmenter.model_path), storage=storage, settings=settings)
     headers = {"Cache-Control": f"public, max-age={_max_age(request, settings.cutout_max_age)}", "ETag": cutout.etag}
     if request.varies_by_accept:
         headers["Vary"] = "Accept"
     if cutout.etag in request.if_none_match or "*" in request.if_none_match:
         return CutoutAnswer(Response(status_code=304, headers=headers, body=""), Served.NOT_MODIFIED)
     media_type = MEDIA_TYPES[request.options.format]
-    stored = storage.stored_result(cutout.location, cutout.source_info.etag)
+    stored = storage.stored_result(cutout.location, cutout.metadata)
     if stored is not None and not fits_in_response(stored.size):
         return CutoutAnswer(_redirect(cutout, request, storage=storage, settings=settings), Served.STORED)
     data = _stored_bytes(cutout.location, stored, storage=storage) if stored is not None else None

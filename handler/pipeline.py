@@ -3,8 +3,11 @@
 Every entry point (CLI, API, S3, queue) calls ``remove_background`` with the same Options.
 """
 
+import functools
+import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -17,6 +20,10 @@ from .segmenter import INPUT_SIZE, Segmenter, upsample
 # Sides of the preview decode: twice the model input, so LANCZOS still has pixels to average.
 PREVIEW_SIDE = 640
 LARGE_IMAGE_PIXELS = 6_000_000
+# Besides the source and the options, what decides a result's bytes: the model, the code of
+# these modules (this one and the image modules it calls) and the libraries they call.
+RESULT_CODE = ("pipeline.py", "imaging.py", "options.py", "png.py", "refine.py", "segmenter.py")
+RESULT_LIBRARIES = ("numpy", "onnxruntime", "pillow", "pillow-heif", "zlib-ng")
 
 
 class Stopwatch:
@@ -45,6 +52,26 @@ class Result:
     @property
     def media_type(self) -> str:
         return imaging.MEDIA_TYPES[self.format]
+
+
+@functools.cache
+def result_version(model_path: Path) -> str:
+    """A digest of what makes a result from a source and options: the model at ``model_path``,
+    the code in ``RESULT_CODE`` and the versions of ``RESULT_LIBRARIES``.
+
+    Stored results carry it, and one of another version is made again: an update that changes
+    cut-outs must not leave the old ones served as current, or skipped as up to date, for as long
+    as their sources stay unchanged. Any edit to those modules counts, a comment too: a result
+    is made once more rather than kept when it might differ.
+    """
+    from importlib import metadata  # 15 ms to import, paid by the first result stored, not by every cold start
+
+    digest = hashlib.sha256(model_path.read_bytes())
+    for name in RESULT_CODE:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    for library in RESULT_LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _shrink(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,7 @@ class Segmenter:
     """One ONNX Runtime session over the U²-NetP model, built once per process."""
 
     def __init__(self, model_path: Path, *, threads: int, spinning: bool = SPINNING):
+        self.model_path = Path(model_path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads

@@ -17,6 +17,11 @@ from .options import EXTENSIONS, Options, cut_short
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from
+RESULT_VERSION = "result-version"  # and the version of the code and model that made it
+# What a stored result must share with the one a request would make, to stand for it: another
+# source version, other options (a source named like another's result key) or other code, and
+# it is made again.
+_RESULT_IDENTITY = (SOURCE_ETAG, "options", RESULT_VERSION)
 # User metadata travels in HTTP headers: printable ASCII stays as it is, anything else is %-escaped.
 _METADATA_SAFE = "".join(chr(code) for code in range(32, 127) if chr(code) != "%")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -63,22 +68,25 @@ def result_location(source: ObjectRef, options: Options, *, output_bucket: str, 
     return ObjectRef(output_bucket or source.bucket, result_key(output_prefix, source.key, options))
 
 
-def result_metadata(source: dict[str, str], options: Options, *, model: str) -> dict[str, str]:
-    """User metadata for a result: where it came from, the model and the options, header-safe.
+def result_metadata(source: dict[str, str], options: Options, *, model: str, version: str) -> dict[str, str]:
+    """User metadata for a result: where it came from, the model, the options and the version
+    of what made it (``pipeline.result_version``), header-safe.
 
     S3 refuses more than 2 KB of it, which a long non-ASCII key reaches once %-escaped: then
     the source's key is left out (the result's own key holds it).
     """
-    values = {**source, "model": model, "options": json.dumps(options.to_dict(), separators=(",", ":"))}
+    options_json = json.dumps(options.to_dict(), separators=(",", ":"))
+    values = {**source, "model": model, RESULT_VERSION: version, "options": options_json}
     metadata = {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
     if sum(len(name) + len(value) for name, value in metadata.items()) > MAX_METADATA_BYTES:
         metadata = {name: value for name, value in metadata.items() if name not in ("source", "source-key")}
     return metadata
 
 
-def object_result_metadata(source: ObjectRef, etag: str, options: Options, *, model: str) -> dict[str, str]:
-    """User metadata for the result of an S3 object: the object, the ETag it had, the model and the options."""
-    return result_metadata({SOURCE_ETAG: etag, "source-bucket": source.bucket, "source-key": source.key}, options, model=model)
+def object_result_metadata(source: ObjectRef, etag: str, options: Options, *, model: str, version: str) -> dict[str, str]:
+    """User metadata for the result of an S3 object: the object, the ETag it had, the model, the options and the version."""
+    made_from = {SOURCE_ETAG: etag, "source-bucket": source.bucket, "source-key": source.key}
+    return result_metadata(made_from, options, model=model, version=version)
 
 
 def content_source(data: bytes) -> str:
@@ -137,10 +145,13 @@ class Storage:
             last_modified=response["LastModified"],
         )
 
-    def stored_result(self, location: ObjectRef, source_etag: str) -> ObjectInfo | None:
-        """The result stored at ``location``, if it was made from the source version ``source_etag``."""
+    def stored_result(self, location: ObjectRef, metadata: dict[str, str]) -> ObjectInfo | None:
+        """The result stored at ``location``, if it was made as the one whose ``metadata`` is
+        given would be: from the same source version, with the same options, by the same version."""
         info = self.head(location.bucket, location.key)
-        return info if info is not None and info.metadata.get(SOURCE_ETAG) == source_etag else None
+        if info is None or any(info.metadata.get(name) != metadata[name] for name in _RESULT_IDENTITY):
+            return None
+        return info
 
     def get(self, bucket: str, key: str, *, max_bytes: int, info: ObjectInfo | None = None) -> tuple[bytes, str]:
         """The object's bytes and ETag; its size is checked with HEAD before downloading.

@@ -2,7 +2,8 @@
 
 Used by the direct S3 notification handler, the SQS queue worker and S3 Batch Operations
 (batch.py) alike. Deliveries are at least once, so the result key is deterministic and an
-object whose result already records the same source ETag is skipped.
+object whose result already records the same source ETag, options and version of the code is
+skipped.
 """
 
 import json
@@ -15,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from .errors import ObjectNotFound, ServiceError
 from .options import Options
 from .parallel import SERIAL, StripPool
-from .pipeline import remove_background
+from .pipeline import remove_background, result_version
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
 from .storage import ObjectRef, Storage, object_result_metadata, result_location
@@ -92,17 +93,18 @@ class Worker:
         if info is None:
             return "gone"
         target = self.target(source)
-        if self.storage.stored_result(target, info.etag) is not None:
+        version = result_version(self.segmenter.model_path)
+        metadata = object_result_metadata(source, info.etag, self.options, model=MODEL_NAME, version=version)
+        if self.storage.stored_result(target, metadata) is not None:
             return "skipped"
         try:
             # The HEAD above pins the version: the result's recorded ETag is the one the skip checked.
-            data, etag = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes, info=info)
+            data, _ = self.storage.get(source.bucket, source.key, max_bytes=self.settings.max_object_bytes, info=info)
         except ObjectNotFound:
             return "gone"
         result = remove_background(
             data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels, strips=self.strips
         )
-        metadata = object_result_metadata(source, etag, self.options, model=MODEL_NAME)
         self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
         return "written"
 

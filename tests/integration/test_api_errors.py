@@ -13,7 +13,7 @@ from handler.errors import TooLarge
 from handler.options import Options
 from handler.pipeline import Result
 from handler.request import RemoveRequest
-from handler.settings import Settings
+from handler.settings import BUNDLED_MODEL, Settings
 from handler.storage import Storage
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024  # Settings' default, which the tests' handler runs with
@@ -227,7 +227,7 @@ def test_deliver_draws_the_line_at_lambdas_response_limit(wants_json):
     request = RemoveRequest(source=b"", options=Options(), wants_json=wants_json)
     largest = RESPONSE_BODY_LIMIT * 3 // 4
     # THEN the first is returned inline and the second refused
-    no_bucket = dict(storage=Storage(), settings=Settings())
+    no_bucket = dict(model_path=BUNDLED_MODEL, storage=Storage(), settings=Settings())
     assert deliver(result_of(largest), request, "api/x", **no_bucket).status_code == 200
     with pytest.raises(TooLarge, match="store=true"):
         deliver(result_of(largest + 1), request, "api/x", **no_bucket)

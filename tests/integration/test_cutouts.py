@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import boto3
 import numpy as np
@@ -17,9 +18,11 @@ from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
 from handler import imaging
-from handler.settings import Settings
+from handler.cutouts import Cutout
+from handler.pipeline import result_version
+from handler.settings import BUNDLED_MODEL, Settings
 from handler.signing import cutout_path, sign
-from handler.storage import Storage
+from handler.storage import ObjectInfo, ObjectRef, Storage
 from scripts import sam_template
 
 SECRET = "test-signing-secret"
@@ -29,6 +32,8 @@ PHOTO = encode(example_photo("astronaut", (120, 90)), "JPEG", quality=85)
 
 class Exploding:
     """A segmenter, and a decoder, that fail the test if a request gets as far as using them."""
+
+    model_path = BUNDLED_MODEL  # what the results it stands for were made with
 
     def predict_small(self, *args, **kwargs):
         raise AssertionError("the model ran")
@@ -98,6 +103,7 @@ def test_a_signed_url_gives_the_cutout_with_cache_headers(cutouts, s3):
     source_etag = s3.head_object(Bucket=INPUT_BUCKET, Key="products/astronaut.jpg")["ETag"].strip('"')
     metadata = s3.head_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Metadata"]
     assert metadata["source-etag"] == source_etag and metadata["model"] == "u2netp"
+    assert metadata["result-version"] == result_version(BUNDLED_MODEL)
 
 
 def test_a_repeated_request_is_served_from_the_stored_result(cutouts, offline, s3):
@@ -113,6 +119,30 @@ def test_a_repeated_request_is_served_from_the_stored_result(cutouts, offline, s
     stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key=after["Key"])
     assert stored["Body"].read() == again.body
     assert again.headers["Last-Modified"] == stored["LastModified"].strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def test_a_result_another_version_of_the_code_made_is_made_again(cutouts, s3):
+    # GIVEN a stored cut-out rewritten as another version of the code (or the model) made it: a
+    # marker for its bytes, its metadata without this version's
+    first = cutouts.get("products/astronaut.jpg")
+    (stored,) = stored_objects(s3)
+    metadata = s3.head_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Metadata"]
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"], Body=b"old", Metadata={**metadata, "result-version": "0" * 16})
+    # WHEN the URL is fetched again
+    again = cutouts.get("products/astronaut.jpg")
+    # THEN this version's cut-out is made, stored in its place and answered
+    assert again.status == 200 and again.body == first.body
+    assert s3.get_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Body"].read() == first.body
+    assert s3.head_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Metadata"] == metadata
+
+
+def test_another_version_of_the_code_gives_another_etag():
+    # GIVEN the same source version and options, with results made by two versions of the code
+    source, result = ObjectRef(INPUT_BUCKET, "products/a.jpg"), ObjectRef(OUTPUT_BUCKET, "results/cutouts/products/a.jpg.png")
+    info = ObjectInfo(size=1, etag="0123abcd", metadata={}, last_modified=datetime.now(UTC))
+    made_by = {version: Cutout(source, info, result, {"result-version": version}) for version in ("a" * 16, "b" * 16)}
+    # THEN a client or a CDN holding the first does not get a 304 for it from the second
+    assert made_by["a" * 16].etag != made_by["b" * 16].etag
 
 
 def test_head_answers_the_headers_without_a_body(cutouts):

@@ -8,6 +8,7 @@ from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
 from handler.errors import ObjectChanged, UndecodableImage, UnsupportedMediaType
+from handler.options import Options
 from handler.settings import Settings
 from handler.storage import ObjectRef, Storage
 from handler.worker import Worker, created_objects
@@ -108,6 +109,49 @@ def test_a_replaced_upload_is_processed_again(s3, worker):
     assert worker.process(source) == "written"
     result = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")["Body"].read()
     assert Image.open(io.BytesIO(result)).size == (120, 80)
+
+
+def made_by_another_version(s3, key: str) -> None:
+    """Rewrite a stored result as one made by another version of the code (before versions were
+    recorded, it had none): a marker for its bytes, its other metadata kept."""
+    metadata = s3.head_object(Bucket=OUTPUT_BUCKET, Key=key)["Metadata"]
+    del metadata["result-version"]
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=b"made by the old code", Metadata=metadata)
+
+
+def test_a_result_made_by_another_version_of_the_code_is_made_again(s3, worker):
+    # GIVEN an upload whose stored result another version of the code made, from the same source version
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    source = ObjectRef(INPUT_BUCKET, "uploads/a.jpg")
+    assert worker.process(source) == "written"
+    current = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")["Body"].read()
+    made_by_another_version(s3, "results/uploads/a.jpg.png")
+    # WHEN its notification is delivered again (or a batch job lists it)
+    outcome = worker.process(source)
+    # THEN it is not taken as up to date: this version's result replaces it
+    assert outcome == "written"
+    assert s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")["Body"].read() == current
+    assert worker.process(source) == "skipped"
+
+
+def test_a_source_named_like_another_sources_result_never_passes_for_its_result(s3, segmenter):
+    # GIVEN a worker cropping uploads, and another with default options writing to the same prefix
+    settings = Settings(input_buckets=(INPUT_BUCKET,), output_bucket=OUTPUT_BUCKET, output_prefix="results/")
+    cropping = Worker(storage=Storage(), segmenter=segmenter, settings=settings, options=Options(crop=True))
+    plain = Worker(storage=Storage(), segmenter=segmenter, settings=settings)
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    assert cropping.process(ObjectRef(INPUT_BUCKET, "uploads/a.jpg")) == "written"
+    (cropped_key,) = result_keys(s3)
+    # AND the same bytes (the same ETag) uploaded under the name of that result, less its extension
+    twin = ObjectRef(INPUT_BUCKET, "uploads/" + cropped_key.removeprefix("results/uploads/").removesuffix(".png"))
+    s3.put_object(Bucket=INPUT_BUCKET, Key=twin.key, Body=PHOTO)
+    assert plain.target(twin).key == cropped_key
+    # WHEN the plain worker processes it
+    outcome = plain.process(twin)
+    # THEN the cropped result is not taken for its uncropped one: it is made (and the key holds it)
+    assert outcome == "written"
+    result = Image.open(io.BytesIO(s3.get_object(Bucket=OUTPUT_BUCKET, Key=cropped_key)["Body"].read()))
+    assert result.size == Image.open(io.BytesIO(PHOTO)).size
 
 
 def test_a_new_upload_costs_two_heads_one_get_and_one_put(s3, worker):

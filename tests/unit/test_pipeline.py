@@ -1,7 +1,10 @@
 """Every option through handler.pipeline.remove_background, on a real photo (examples/coffee.jpg)."""
 
 import functools
+import re
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ from PIL import Image
 
 from handler import imaging
 from handler.options import Options
-from handler.pipeline import remove_background
+from handler.pipeline import RESULT_CODE, remove_background, result_version
+from handler.settings import BUNDLED_MODEL
 
 LIMIT = 40_000_000
 WIDTH, HEIGHT = 600, 400
@@ -315,3 +319,29 @@ def test_an_alpha_channel_that_hides_nothing_changes_nothing(segmenter, options)
     # THEN the same pixels give the same output (regression: the opaque RGBA one counted as a
     # transparent source, whose colours are kept, so its fringe kept the old background)
     assert results[1].data == results[0].data
+
+
+def test_the_result_version_follows_the_model_bytes(tmp_path):
+    # GIVEN two model files with other bytes, and a copy of one of them at another path
+    first, second, copy = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.onnx"
+    first.write_bytes(b"model one")
+    second.write_bytes(b"model two")
+    copy.write_bytes(b"model one")
+    # THEN the bytes, not the path, decide the version
+    assert result_version(first) == result_version(copy) != result_version(second)
+    assert re.fullmatch("[0-9a-f]{16}", result_version(BUNDLED_MODEL))
+
+
+def test_the_result_version_covers_every_module_that_decides_a_results_bytes():
+    # GIVEN the handler modules the pipeline loads, in a fresh interpreter
+    listing = "import handler.pipeline, sys; print(*(name for name in sys.modules if name.startswith('handler.')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", listing],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=EXAMPLES.parent,
+    ).stdout.split()
+    # THEN each is in the version's code, or cannot change a result: errors only name failures, and
+    # the strip pool gives the same bytes with any number of workers (tests/unit/test_parallel.py)
+    assert {name.removeprefix("handler.") + ".py" for name in loaded} == {*RESULT_CODE, "parallel.py", "errors.py"}
