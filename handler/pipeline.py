@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import imaging, refine
+from . import decode, imaging, refine
 from .options import Options
 from .parallel import SERIAL, StripPool
 from .segmenter import INPUT_SIZE, Segmenter, upsample
@@ -22,7 +22,7 @@ PREVIEW_SIDE = 640
 LARGE_IMAGE_PIXELS = 6_000_000
 # Besides the source and the options, what decides a result's bytes: the model, the code of
 # these modules (this one and the image modules it calls) and the libraries they call.
-RESULT_CODE = ("pipeline.py", "imaging.py", "options.py", "png.py", "refine.py", "segmenter.py")
+RESULT_CODE = ("pipeline.py", "decode.py", "imaging.py", "options.py", "png.py", "refine.py", "segmenter.py")
 RESULT_LIBRARIES = ("numpy", "onnxruntime", "pillow", "pillow-heif", "zlib-ng")
 
 
@@ -90,18 +90,18 @@ def segment(
     model saw at that size, uint8 mask at that size). The two images are one for RGB photos; a
     transparent source is seen over white."""
     stopwatch = stopwatch or Stopwatch()
-    header = imaging.open_image(data, max_pixels=max_pixels)
+    header = decode.open_image(data, max_pixels=max_pixels)
     # Read before decode_preview's draft shrinks the header; a JPEG's EXIF comes with its header
     # (a PNG's may need a full decode).
-    size = imaging.upright_size(header) if header.format in imaging.JPEG_FORMATS else None
+    size = decode.upright_size(header) if header.format in decode.JPEG_FORMATS else None
     # Big photos return the model's memory before their full-size work starts; small ones
     # keep it for the next request.
     release_memory = header.width * header.height >= LARGE_IMAGE_PIXELS
     # The model needs only 320x320: a big JPEG gives it a reduced decode, and its full-size
     # decode waits until inference is over so the two never hold memory at the same time.
-    preview = imaging.decode_preview(header, min_side=PREVIEW_SIDE)
+    preview = decode.decode_preview(header, min_side=PREVIEW_SIDE)
     if preview is None:
-        image = imaging.decode(data, max_pixels=max_pixels)
+        image = decode.decode(data, max_pixels=max_pixels)
         seen = imaging.flatten(image)
         stopwatch.lap("decode")
         small_mask = segmenter.predict_small(seen, release_memory=release_memory, lap=stopwatch.lap)
@@ -114,7 +114,7 @@ def segment(
         # The full-size decode and the mask's upsampling need nothing of each other: side by
         # side on two cores, the upsampling is hidden in the decode's time.
         image, mask = strips.map(
-            lambda task: task(), [lambda: imaging.decode(data, max_pixels=max_pixels), lambda: upsample(small_mask, size)]
+            lambda task: task(), [lambda: decode.decode(data, max_pixels=max_pixels), lambda: upsample(small_mask, size)]
         )
         seen = imaging.flatten(image)  # a JPEG's: RGB already
         stopwatch.lap("decode")
@@ -148,7 +148,7 @@ def remove_background(
     photo = image if image.mode == "RGB" else image.convert("RGB")
     rgb = imaging.to_array(photo, strips=strips)
     source_alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
-    icc_profile = None if options.mask else imaging.rgb_profile(image)  # a mask is no colour to tag
+    icc_profile = None if options.mask else decode.rgb_profile(image)  # a mask is no colour to tag
     input_pixels = image.width * image.height
     # The arrays hold what is needed: the 36 MB of a 12 MP decode go before the full-resolution steps.
     del photo, image

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import edge_sheet  # noqa: E402
 import metrics  # noqa: E402
 
-from handler import imaging, pipeline, refine  # noqa: E402
+from handler import decode, imaging, pipeline, refine  # noqa: E402
 from handler.segmenter import Segmenter  # noqa: E402
 from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
@@ -110,7 +110,7 @@ def load(path: Path, megapixels: float | None, segmenter: Segmenter) -> tuple[Im
         small = megapixels is not None and header.width * header.height < megapixels * 1e6
     if small:
         # Decoded as the pipeline decodes: upright, and 16-bit scaled (converting would clamp it to white).
-        photo = upscaled(imaging.decode(path.read_bytes(), max_pixels=10**9).convert("RGB"), megapixels * 1e6)
+        photo = upscaled(decode.decode(path.read_bytes(), max_pixels=10**9).convert("RGB"), megapixels * 1e6)
         return photo, segmenter.predict(photo)
     image, _, mask = pipeline.segment(path.read_bytes(), segmenter=segmenter, max_pixels=10**9)
     return image.convert("RGB"), mask

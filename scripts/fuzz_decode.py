@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO_ROOT))
 with atheris.instrument_imports():  # Pillow's format parsers are Python: instrument them with ours
     import PIL.Image
 
+    from handler.decode import decode
     from handler.errors import ServiceError
-    from handler.imaging import decode
 
 # Pillow loads its format plugins lazily: load them now, so they are instrumented too.
 with atheris.instrument_imports():

@@ -17,7 +17,7 @@ from helpers import encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
-from handler import imaging
+from handler import decode
 from handler.cutouts import Cutout
 from handler.pipeline import result_version
 from handler.settings import BUNDLED_MODEL, Settings
@@ -74,8 +74,8 @@ def offline(monkeypatch, api_with):
     """``offline()``: the same API with a model and a decoder that fail if used."""
 
     def build() -> Cutouts:
-        monkeypatch.setattr(imaging, "decode", Exploding())
-        monkeypatch.setattr(imaging, "open_image", Exploding())
+        monkeypatch.setattr(decode, "decode", Exploding())
+        monkeypatch.setattr(decode, "open_image", Exploding())
         return Cutouts(api_with(settings=SETTINGS, storage=Storage(), segmenter=Exploding()))
 
     return build

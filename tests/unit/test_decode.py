@@ -12,7 +12,7 @@ import pytest
 from helpers import assert_masks_close, encode, example_photo, make_image, open_result, pipeline_mask, png16, raw_png
 from PIL import ExifTags, Image
 
-from handler import imaging
+import handler.decode
 from handler.errors import ServiceError, TooLarge, UndecodableImage, UnsupportedMediaType
 from handler.options import Options
 from handler.pipeline import remove_background
@@ -33,7 +33,7 @@ UNDO = {**ORIENTATIONS, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_
 
 
 def decode(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
-    return imaging.decode(data, max_pixels=max_pixels)
+    return handler.decode.decode(data, max_pixels=max_pixels)
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +310,7 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding():
 
     # WHEN it is opened THEN it is refused from its markers, before any decoding
     with pytest.raises(TooLarge, match="the JPEG has 3,010 scans; the limit is 100"):
-        imaging.open_image(bomb, max_pixels=LIMIT)
+        handler.decode.open_image(bomb, max_pixels=LIMIT)
     # AND an ordinary progressive JPEG (libjpeg's 10 scans) still decodes
     assert len(_scans(data)) == 10
     assert decode(data).size == (6000, 6000)
@@ -329,7 +329,7 @@ def test_an_image_longer_than_65535_pixels_a_side_is_too_large_before_decoding(s
     data = encode(Image.new("L", size), "PNG")
 
     with pytest.raises(TooLarge, match=f"{size[0]}x{size[1]}; a side may be at most 65,535 pixels"):
-        imaging.open_image(data, max_pixels=40_000_000)
+        handler.decode.open_image(data, max_pixels=40_000_000)
 
 
 def test_an_image_65535_pixels_long_is_cut_out():
@@ -343,7 +343,7 @@ def test_a_gif_frame_far_past_its_screen_is_refused_before_pillow_fills_it(repo_
     measure = (
         "import resource, sys\n"
         "from handler.errors import TooLarge\n"
-        "from handler.imaging import decode\n"
+        "from handler.decode import decode\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         "    decode(open(sys.argv[1], 'rb').read(), max_pixels=40_000_000)\n"
@@ -468,7 +468,7 @@ def test_not_an_image_is_unsupported_media_type_before_heif_is_ever_loaded(repo_
     # (a cold Lambda) plain text got 422 "header is corrupt" instead of 415. This test process
     # has long loaded pillow-heif, so ask a fresh interpreter.
     script = (
-        "import sys\nfrom handler.errors import UnsupportedMediaType\nfrom handler.imaging import decode\n"
+        "import sys\nfrom handler.errors import UnsupportedMediaType\nfrom handler.decode import decode\n"
         "try:\n    decode(b'plain text, not an image', max_pixels=1000)\n"
         "except UnsupportedMediaType:\n    print('pillow_heif' in sys.modules)\n"
     )
@@ -484,7 +484,7 @@ def test_pillows_warnings_about_a_clients_file_neither_reach_stderr_nor_pile_up(
     script = """
 import struct, sys
 from PIL import Image, TiffImagePlugin
-from handler.imaging import decode
+from handler.decode import decode
 sys.path.insert(0, "tests")
 from helpers import encode, example_photo
 photo = encode(example_photo("astronaut", (64, 64)), "JPEG")

@@ -7,7 +7,7 @@ import pytest
 from helpers import encode, example_photo, mask_mae, open_result
 from PIL import Image
 
-from handler import imaging
+from handler import decode
 from handler.options import Options
 from handler.pipeline import PREVIEW_SIDE, remove_background
 from handler.segmenter import upsample
@@ -21,8 +21,8 @@ def big_photo() -> Image.Image:
 
 
 def test_big_jpeg_preview_is_reduced_but_keeps_the_minimum_side(big_photo):
-    preview = imaging.decode_preview(
-        imaging.open_image(encode(big_photo, "JPEG", quality=90), max_pixels=LIMIT), min_side=PREVIEW_SIDE
+    preview = decode.decode_preview(
+        decode.open_image(encode(big_photo, "JPEG", quality=90), max_pixels=LIMIT), min_side=PREVIEW_SIDE
     )
     assert preview.mode == "RGB"
     assert min(preview.size) >= PREVIEW_SIDE and preview.size == (1500, 1000)  # libjpeg's 1/2: 1/4 would be < 640
@@ -33,15 +33,15 @@ def test_big_jpeg_preview_is_reduced_but_keeps_the_minimum_side(big_photo):
 )
 def test_no_preview_where_no_reduction_is_possible(big_photo, image_format, size):
     data = encode(big_photo.resize(size), image_format)
-    assert imaging.decode_preview(imaging.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE) is None
+    assert decode.decode_preview(decode.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE) is None
 
 
 def test_preview_of_an_exif_rotated_jpeg_is_upright(big_photo):
     stored = big_photo.transpose(Image.Transpose.ROTATE_90)  # what the camera stored: 2000x3000
     exif = Image.Exif()
     exif[0x0112] = 6  # display rotated 90 degrees clockwise
-    preview = imaging.decode_preview(
-        imaging.open_image(encode(stored, "JPEG", exif=exif), max_pixels=LIMIT), min_side=PREVIEW_SIDE
+    preview = decode.decode_preview(
+        decode.open_image(encode(stored, "JPEG", exif=exif), max_pixels=LIMIT), min_side=PREVIEW_SIDE
     )
     assert preview.size == (1500, 1000)
 
@@ -52,10 +52,10 @@ def test_preview_path_gives_the_mask_of_the_full_decode(big_photo, segmenter):
     options = Options(mask=True, refine=False)
     via_preview = np.asarray(open_result(remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT).data))
     # THEN the model saw the reduced decode: the mask is exactly the preview's, upsampled
-    preview = imaging.decode_preview(imaging.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE)
+    preview = decode.decode_preview(decode.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE)
     assert np.array_equal(via_preview, upsample(segmenter.predict_small(preview), big_photo.size))
     # AND it matches the mask computed from the full-size decode
-    full = imaging.decode(data, max_pixels=LIMIT)
+    full = decode.decode(data, max_pixels=LIMIT)
     direct = upsample(segmenter.predict_small(full), full.size)
     assert via_preview.shape == direct.shape == (2000, 3000)
     assert mask_mae(via_preview, direct) <= 0.01  # the core's scale-invariance bound
@@ -67,7 +67,7 @@ def test_a_jpeg_with_a_second_picture_is_cut_out_as_its_first_picture_is(big_pho
     jpeg = encode(big_photo, "JPEG", quality=90)
     buffer = io.BytesIO()
     big_photo.save(buffer, "MPO", quality=90, save_all=True, append_images=[big_photo.resize((300, 200))])
-    assert imaging.open_image(buffer.getvalue(), max_pixels=LIMIT).format == "MPO"
+    assert decode.open_image(buffer.getvalue(), max_pixels=LIMIT).format == "MPO"
     # THEN both take the reduced decode: the same bytes out
     options = Options(refine=False)
     cutouts = [remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT).data for data in (jpeg, buffer.getvalue())]
