@@ -28,15 +28,14 @@ from .options import Options, cut_short
 from .parallel import SERIAL, StripPool
 from .pipeline import Result, remove_background, result_version
 from .request import (
-    RESPONSE_BODY_LIMIT,
     UPLOAD_TYPES,
     RemoveRequest,
     UploadRequest,
-    fits_in_response,
     parse_cutout_request,
     parse_remove_request,
     parse_upload_request,
 )
+from .responses import RESPONSE_BODY_LIMIT, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
 from .storage import ObjectRef, Storage, content_source, result_key, result_location, result_metadata

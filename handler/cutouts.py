@@ -19,7 +19,8 @@ from .imaging import MEDIA_TYPES
 from .options import shown
 from .parallel import StripPool
 from .pipeline import Result, remove_background, result_version
-from .request import CutoutRequest, fits_in_response
+from .request import CutoutRequest
+from .responses import fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
 from .storage import (

@@ -8,11 +8,12 @@ import pytest
 from helpers import example_photo
 from PIL import Image
 
-from handler.api import RESPONSE_BODY_LIMIT, deliver
+from handler.api import deliver
 from handler.errors import TooLarge
 from handler.options import Options
 from handler.pipeline import Result
 from handler.request import RemoveRequest
+from handler.responses import RESPONSE_BODY_LIMIT
 from handler.settings import BUNDLED_MODEL, Settings
 from handler.storage import Storage
 
