@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .cutouts import Served, SigningSecret, serve_cutout
+from .cutouts import Served, serve_cutout
 from .errors import ServiceError, TooLarge
 from .options import Options, cut_short
 from .parallel import SERIAL, StripPool
@@ -38,6 +38,7 @@ from .request import (
 from .responses import RESPONSE_BODY_LIMIT, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
+from .signing import SigningSecret
 from .storage import ObjectRef, Storage, content_source, result_key, result_location, result_metadata
 
 

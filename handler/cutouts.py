@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import Enum
-from functools import cached_property
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -32,28 +31,6 @@ from .storage import (
     object_result_metadata,
     result_location,
 )
-
-
-class SigningSecret:
-    """The URL signing secret, read once per execution environment.
-
-    ``URL_SIGNING_SECRET`` gives it directly (locally); deployed, ``URL_SIGNING_SECRET_ARN``
-    names a Secrets Manager secret, fetched on the first cut-out request so that cold starts
-    of the other routes never wait for it. Neither set: URLs are not signed.
-    """
-
-    def __init__(self, settings: Settings):
-        self._settings = settings
-
-    @cached_property
-    def value(self) -> str | None:
-        if self._settings.url_signing_secret:
-            return self._settings.url_signing_secret
-        if self._settings.url_signing_secret_arn:
-            from aws_lambda_powertools.utilities.parameters import get_secret
-
-            return get_secret(self._settings.url_signing_secret_arn)
-        return None
 
 
 @dataclass(frozen=True)

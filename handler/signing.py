@@ -4,16 +4,18 @@ The string to sign is ``GET`` + newline + the object key (decoded, UTF-8) + newl
 query parameter except ``signature``, sorted by name, as ``name=value`` with decoded values,
 joined by ``&``. The signature is its lowercase hex HMAC-SHA256 under the secret. A site's
 backend signs with the same few lines (README, "Cut-out URLs"); ``scripts/sign_url.py``
-uses ``signed_query`` below.
+uses ``signed_query`` below. ``SigningSecret`` reads the deployment's secret.
 """
 
 import hashlib
 import hmac
 import math
+from functools import cached_property
 from urllib.parse import quote, urlencode
 
 from .errors import BadSignature, Expired, InvalidOption
 from .options import shown
+from .settings import Settings
 
 SIGNATURE = "signature"
 EXPIRES = "expires"
@@ -83,3 +85,25 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
         # In whole numbers: expires - now would make a float of an expiry past 1e308 (OverflowError).
         return expires - math.ceil(now)
     return None
+
+
+class SigningSecret:
+    """The URL signing secret, read once per execution environment.
+
+    ``URL_SIGNING_SECRET`` gives it directly (locally); deployed, ``URL_SIGNING_SECRET_ARN``
+    names a Secrets Manager secret, fetched on the first cut-out request so that cold starts
+    of the other routes never wait for it. Neither set: URLs are not signed.
+    """
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+
+    @cached_property
+    def value(self) -> str | None:
+        if self._settings.url_signing_secret:
+            return self._settings.url_signing_secret
+        if self._settings.url_signing_secret_arn:
+            from aws_lambda_powertools.utilities.parameters import get_secret
+
+            return get_secret(self._settings.url_signing_secret_arn)
+        return None
