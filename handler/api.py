@@ -23,8 +23,8 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .cutouts import Served, serve_cutout
-from .errors import ServiceError, TooLarge
-from .options import Options, cut_short
+from .errors import ServiceError, TooLarge, cut_short
+from .options import Options
 from .parallel import SERIAL, StripPool
 from .pipeline import Result, remove_background, result_version
 from .request import (

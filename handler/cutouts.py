@@ -13,9 +13,8 @@ from enum import Enum
 
 from aws_lambda_powertools.event_handler import Response
 
-from .errors import ObjectChanged, ObjectNotFound
+from .errors import ObjectChanged, ObjectNotFound, shown
 from .imaging import MEDIA_TYPES
-from .options import shown
 from .parallel import StripPool
 from .pipeline import Result, remove_background, result_version
 from .request import CutoutRequest

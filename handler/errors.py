@@ -2,8 +2,22 @@
 
 Entry points map them once: the API to a JSON error response; the CLI a bad option to a
 usage error (exit status 2) and an image's failure to a line on stderr (exit status 1); the
-queue worker to a batch item failure; S3 Batch Operations to a task's result code.
+queue worker to a batch item failure; S3 Batch Operations to a task's result code. ``shown``
+and ``cut_short`` quote a client's value in a message.
 """
+
+SHOWN_CHARS = 80
+
+
+def shown(value) -> str:
+    """A client's value as an error message names it: its repr, cut short so a message never
+    echoes a megabyte back."""
+    return cut_short(repr(value))
+
+
+def cut_short(text: str) -> str:
+    """Text from a client (a path, an S3 key) as a message quotes it: at most ``SHOWN_CHARS`` long."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 15]}... ({len(text):,} characters)"
 
 
 class ServiceError(Exception):

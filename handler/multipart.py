@@ -8,8 +8,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value
 
-from .errors import BadRequest
-from .options import shown
+from .errors import BadRequest, shown
 
 # A client's part headers come to a few hundred bytes a part. The standard library parses a header's
 # parameters in time quadratic in its length (CPython gh-136063: 14 s for 160 KB), so a form's part

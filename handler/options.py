@@ -8,7 +8,7 @@ hand it to ``Options.parse``. Uploads that S3 notifies get the defaults, ``Optio
 import re
 from dataclasses import asdict, dataclass, fields
 
-from .errors import InvalidOption
+from .errors import InvalidOption, shown
 
 FORMATS = ("png", "webp", "jpeg")
 EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}  # a result's file name or S3 key ends so
@@ -16,18 +16,6 @@ MAX_SIZE_LIMIT = 100_000
 _COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
-SHOWN_CHARS = 80
-
-
-def shown(value) -> str:
-    """A client's value as an error message names it: its repr, cut short so a message never
-    echoes a megabyte back."""
-    return cut_short(repr(value))
-
-
-def cut_short(text: str) -> str:
-    """Text from a client (a path, an S3 key) as a message quotes it: at most ``SHOWN_CHARS`` long."""
-    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 15]}... ({len(text):,} characters)"
 
 
 def _flag(name: str, value) -> bool:

@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl, unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
-from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge, UnsupportedMediaType
+from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge, UnsupportedMediaType, shown
 from .multipart import form_fields
-from .options import Options, shown
+from .options import Options
 from .responses import base64_length
 from .settings import Settings
 from .signing import EXPIRES, SIGNATURE, verify

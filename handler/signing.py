@@ -13,8 +13,7 @@ import math
 from functools import cached_property
 from urllib.parse import quote, urlencode
 
-from .errors import BadSignature, Expired, InvalidOption
-from .options import shown
+from .errors import BadSignature, Expired, InvalidOption, shown
 from .settings import Settings
 
 SIGNATURE = "signature"

@@ -12,8 +12,8 @@ from datetime import datetime
 from functools import cached_property
 from urllib.parse import quote
 
-from .errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge
-from .options import EXTENSIONS, Options, cut_short
+from .errors import BadRequest, ObjectChanged, ObjectNotFound, TooLarge, cut_short
+from .options import EXTENSIONS, Options
 
 CUTOUTS_PREFIX = "cutouts/"  # under the output prefix: results of GET /cutouts/{key}
 SOURCE_ETAG = "source-etag"  # user metadata on a result: the ETag of the object it came from

@@ -28,8 +28,8 @@ from urllib.parse import quote
 import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from handler.errors import InvalidOption  # noqa: E402
-from handler.options import Options, shown  # noqa: E402
+from handler.errors import InvalidOption, shown  # noqa: E402
+from handler.options import Options  # noqa: E402
 
 JOBS_PREFIX = "batch-jobs/"
 MANIFESTS = JOBS_PREFIX + "manifests/"

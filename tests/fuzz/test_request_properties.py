@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from integration.conftest import Api
 
-from handler.errors import BadRequest, ServiceError
-from handler.options import MAX_SIZE_LIMIT, SHOWN_CHARS, Options
+from handler.errors import SHOWN_CHARS, BadRequest, ServiceError
+from handler.options import MAX_SIZE_LIMIT, Options
 from handler.request import RemoveRequest, parse_remove_request
 from handler.settings import Settings
 
