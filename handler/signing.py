@@ -10,7 +10,6 @@ uses ``signed_query`` below. ``SigningSecret`` reads the deployment's secret.
 import hashlib
 import hmac
 import math
-from functools import cached_property
 from urllib.parse import quote, urlencode
 
 from .errors import BadSignature, Expired, InvalidOption, shown
@@ -87,17 +86,20 @@ def verify(secret: str | None, key: str, params: dict[str, str], *, now: float) 
 
 
 class SigningSecret:
-    """The URL signing secret, read once per execution environment.
+    """The URL signing secret.
 
     ``URL_SIGNING_SECRET`` gives it directly (locally); deployed, ``URL_SIGNING_SECRET_ARN``
     names a Secrets Manager secret, fetched on the first cut-out request so that cold starts
-    of the other routes never wait for it. Neither set: URLs are not signed.
+    of the other routes never wait for it, and fetched again once Powertools' cache of it is
+    ``POWERTOOLS_PARAMETERS_MAX_AGE`` seconds old (the template sets 300): a new value, put
+    there to revoke every URL signed with the old one, is used by every execution environment
+    within that time. Neither set: URLs are not signed.
     """
 
     def __init__(self, settings: Settings):
         self._settings = settings
 
-    @cached_property
+    @property
     def value(self) -> str | None:
         if self._settings.url_signing_secret:
             return self._settings.url_signing_secret

@@ -115,9 +115,10 @@ def test_cutout_urls_are_greedy_get_and_head_routes_to_the_api_function():
         assert "${ApiFunction.Arn}" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
         # No API key, whatever AuthMode says: the function checks the signature with this secret...
         assert "security" not in operation
-    assert RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]["URL_SIGNING_SECRET_ARN"] == {
-        "Ref": "UrlSigningSecret"
-    }
+    variables = RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["URL_SIGNING_SECRET_ARN"] == {"Ref": "UrlSigningSecret"}
+    # A new value of the secret is read within 5 minutes: Powertools keeps a read 5 s by default.
+    assert variables["POWERTOOLS_PARAMETERS_MAX_AGE"] == "300"
     # ...and the stage's throttle covers these routes like every other.
     (method_settings,) = RESOURCES["Api"]["Properties"]["MethodSettings"]
     assert (method_settings["ResourcePath"], method_settings["HttpMethod"]) == ("/*", "*")

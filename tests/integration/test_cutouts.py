@@ -469,6 +469,25 @@ def test_the_deployed_secret_is_read_from_secrets_manager(api_with, s3, aws):
     assert_refused(deployed.get("s.jpg", secret=SECRET), 403, "bad_signature")
 
 
+def test_a_new_secret_value_is_used_once_the_one_read_is_max_age_old(api_with, s3, aws, monkeypatch):
+    import boto3
+
+    # GIVEN a deployed API that has read its secret, with Powertools keeping a read for 1 s (deployed: 300)
+    monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "1")
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name="bgremove-url-signing-new-value", SecretString="first value")["ARN"]
+    s3.put_object(Bucket=INPUT_BUCKET, Key="s.jpg", Body=PHOTO)
+    settings = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret_arn=arn)
+    deployed = Cutouts(api_with(settings=settings, storage=Storage()))
+    assert deployed.get("s.jpg", secret="first value").status == 200
+    # WHEN the secret gets a new value, to revoke every URL signed with the first, and that time passes
+    secrets.put_secret_value(SecretId=arn, SecretString="second value")
+    time.sleep(1.5)
+    # THEN the same warm API takes URLs signed with the new value and refuses the old ones
+    assert deployed.get("s.jpg", secret="second value").status == 200
+    assert_refused(deployed.get("s.jpg", secret="first value"), 403, "bad_signature")
+
+
 def test_without_source_and_output_buckets_the_route_says_it_is_not_enabled(api_with):
     reply = Cutouts(api_with(settings=Settings(url_signing_secret=SECRET))).get("x.jpg")
     assert_refused(reply, 404, "not_found")
