@@ -19,17 +19,17 @@ from handler.pipeline import remove_background
 
 LIMIT = 40_000_000
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
-# What each EXIF orientation means as a transpose of the stored pixels (EXIF 2.32, Pillow's table).
-ORIENTATIONS = {
+# How a camera with each EXIF orientation (2-8) stores an upright picture (EXIF 2.32): the inverse
+# of the transpose that shows it upright, which the decoder must apply.
+STORED_AS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
     5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
+    6: Image.Transpose.ROTATE_90,
     7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
 }
-UNDO = {**ORIENTATIONS, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 
 
 def decode(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
@@ -218,7 +218,7 @@ def _stored_with_orientation(photo: Image.Image, orientation: int, image_format:
     """
     exif = Image.Exif()
     exif[0x0112] = orientation
-    stored = photo.transpose(UNDO[orientation])
+    stored = photo.transpose(STORED_AS[orientation])
     if image_format == "HEIF":
         stored.info["exif"] = exif.tobytes()
         return encode(stored, image_format, quality=95)
@@ -226,7 +226,7 @@ def _stored_with_orientation(photo: Image.Image, orientation: int, image_format:
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
-@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
 def test_exif_orientation_is_applied(photo, orientation, image_format):
     upright = decode(encode(photo, image_format, quality=95))
 
@@ -242,7 +242,7 @@ def upright_mask(segmenter, photo) -> np.ndarray:
     return pipeline_mask(encode(photo, "JPEG", quality=95), segmenter)
 
 
-@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
 def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo, upright_mask, orientation):
     upright = upright_mask
 
@@ -252,7 +252,7 @@ def test_exif_orientation_mask_lines_up_with_the_upright_photo(segmenter, photo,
     assert_masks_close(mask, upright, 0.01)
 
 
-@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
 def test_exif_orientation_is_applied_once(photo, orientation):
     # The orientation tag is dropped once applied: re-saving with the decoded image's EXIF
     # and decoding again must not turn the photo a second time.
