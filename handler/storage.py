@@ -43,6 +43,12 @@ class ObjectInfo:
     last_modified: datetime
 
 
+def _result_options(options: Options) -> dict:
+    """The options that decide a result's bytes, which its key and its metadata record: all but
+    ``store``, which says only how the API answers."""
+    return {name: value for name, value in options.to_dict().items() if name != "store"}
+
+
 def result_key(prefix: str, source: str, options: Options) -> str:
     """The deterministic key of a result: same source and options, same key; another source, another key.
 
@@ -52,8 +58,7 @@ def result_key(prefix: str, source: str, options: Options) -> str:
 
     :raises BadRequest: the key would be longer than the 1,024 bytes S3 allows.
     """
-    settings = {name: value for name, value in options.to_dict().items() if name != "store"}
-    defaults = {name: value for name, value in Options().to_dict().items() if name != "store"}
+    settings, defaults = _result_options(options), _result_options(Options())
     suffix = ""
     if settings != defaults:
         suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -75,7 +80,7 @@ def result_metadata(source: dict[str, str], options: Options, *, model: str, ver
     S3 refuses more than 2 KB of it, which a long non-ASCII key reaches once %-escaped: then
     the source's key is left out (the result's own key holds it).
     """
-    options_json = json.dumps(options.to_dict(), separators=(",", ":"))
+    options_json = json.dumps(_result_options(options), separators=(",", ":"))
     values = {**source, "model": model, RESULT_VERSION: version, "options": options_json}
     metadata = {name: quote(value, safe=_METADATA_SAFE) for name, value in values.items()}
     if sum(len(name) + len(value) for name, value in metadata.items()) > MAX_METADATA_BYTES:

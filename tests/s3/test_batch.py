@@ -89,6 +89,21 @@ def test_a_photo_succeeds_with_its_result_and_a_second_run_is_up_to_date(app, us
     assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).jpg.png"]
 
 
+def test_store_in_the_user_arguments_leaves_the_queues_result_up_to_date(app, use_storage, s3, model_runs):
+    # GIVEN a photo whose result was made with the default options (as the queue worker makes it)
+    key = "uploads/shoe.jpg"
+    s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
+    first = batch_event("1.0", INPUT_BUCKET, key)
+    assert only_result(app.batch_handler(first, LambdaContext()), first)["resultCode"] == "Succeeded"
+    # WHEN a job over it says store=true, an API option that changes neither the result's bytes nor its key
+    event = batch_event("2.0", INPUT_BUCKET, key, user_arguments={"store": "true"})
+    result = only_result(app.batch_handler(event, LambdaContext()), event)
+    # THEN the stored result stands for it: up to date, the model not run again (regression: the
+    # recorded options held store, so each side took the other's result for another one and made it again)
+    assert result["resultString"] == f"up to date: s3://{OUTPUT_BUCKET}/results/{key}.png"
+    assert len(model_runs) == 1
+
+
 def test_schema_2_user_arguments_are_the_options_and_keys_may_hold_spaces_and_non_ascii(app, use_storage, s3):
     # GIVEN the documentation's schema 2.0 event, asking for WebP at most 64 px, for a key with spaces and accents
     key = "uploads/été 2026/café au lait + croissant №1.jpg"
