@@ -488,6 +488,26 @@ def test_a_new_secret_value_is_used_once_the_one_read_is_max_age_old(api_with, s
     assert_refused(deployed.get("s.jpg", secret="first value"), 403, "bad_signature")
 
 
+def test_until_the_secret_read_is_max_age_old_old_urls_are_answered_and_cacheable(api_with, s3, aws, monkeypatch):
+    import boto3
+
+    # GIVEN a deployed API that has read its secret, keeping the read as deployed (300 s)
+    monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "300")
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name="bgremove-url-signing-rotated", SecretString="old value")["ARN"]
+    s3.put_object(Bucket=INPUT_BUCKET, Key="s.jpg", Body=PHOTO)
+    settings = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret_arn=arn)
+    deployed = Cutouts(api_with(settings=settings, storage=Storage()))
+    assert deployed.get("s.jpg", secret="old value").status == 200
+    # WHEN the secret gets a new value, and URLs come in at once
+    secrets.put_secret_value(SecretId=arn, SecretString="new value")
+    old, new = deployed.get("s.jpg", secret="old value"), deployed.get("s.jpg", secret="new value")
+    # THEN the old URL is still a cacheable 200 and the new one a 403: so the README's revocation
+    # waits out the max age before it drops CloudFront's copies (tests/unit/test_docs.py)
+    assert old.status == 200 and old.headers["Cache-Control"] == f"public, max-age={settings.cutout_max_age}"
+    assert_refused(new, 403, "bad_signature")
+
+
 def test_without_source_and_output_buckets_the_route_says_it_is_not_enabled(api_with):
     reply = Cutouts(api_with(settings=Settings(url_signing_secret=SECRET))).get("x.jpg")
     assert_refused(reply, 404, "not_found")

@@ -14,6 +14,7 @@ import pytest
 from handler.cli import build_parser
 from handler.errors import BadSignature
 from handler.options import Options
+from scripts import sam_template
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,16 @@ def test_the_javascript_signing_recipe_signs_what_the_handler_accepts(readme, tm
     assert accepted_key(url, "s3cret") == RECIPE_KEY
     with pytest.raises(BadSignature):
         accepted_key(url.replace("max_size=800", "max_size=801"), "s3cret")
+
+
+def test_the_revocation_recipe_drops_cloudfronts_copies_only_once_every_environment_has_the_new_secret(readme):
+    # GIVEN how long the API function keeps the secret it read (the template's max age)
+    variables = sam_template.load()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    max_age = variables["POWERTOOLS_PARAMETERS_MAX_AGE"]
+    # WHEN the README revokes every URL
+    recipe = readme.split("**Revoking every URL**", 1)[1].split("**What is cached where", 1)[0]
+    between = recipe[recipe.index("put-secret-value") : recipe.index("create-invalidation")]
+    # THEN it waits that long before the invalidation (regression: it invalidated at once, and an
+    # environment still holding the old value answered old URLs 200, which CloudFront kept for a day;
+    # tests/integration/test_cutouts.py::test_until_the_secret_read_is_max_age_old_old_urls_are_answered_and_cacheable)
+    assert f"sleep {max_age}" in between
