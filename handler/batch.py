@@ -1,8 +1,9 @@
 """S3 Batch Operations' "Invoke AWS Lambda function": one task in, one result code out.
 
 A task is the queue worker's unit of work (``Worker.process``: the same result key and
-options, the same skip when the stored result records the source's ETag). What Batch
-Operations needs on top is a result code that tells it what to do next:
+options, the same skip when the stored result records the source's ETag, the options and
+this version of the code). What Batch Operations needs on top is a result code that tells it
+what to do next:
 
 - ``Succeeded``: the result's location, or "up to date: <location>" when it already existed;
 - ``PermanentFailure``, with the reason: a photo that can never succeed (not an image, too

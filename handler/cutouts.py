@@ -1,8 +1,9 @@
 """GET /cutouts/{key}: the cut-out of an object in the source bucket, computed once and stored.
 
-A request whose result is stored for the source's current ETag is answered from S3 without
-decoding the photo; one whose client already holds that result (If-None-Match) gets a 304
-after a single HEAD of the source. Every answer carries the headers a CDN caches by.
+A request whose result is stored for the source's current ETag, by this version of the code
+(``pipeline.result_version``), is answered from S3 without decoding the photo; one whose client
+already holds that result (If-None-Match) gets a 304 after a single HEAD of the source. Every
+answer carries the headers a CDN caches by.
 """
 
 import hashlib
