@@ -469,19 +469,27 @@ def test_the_deployed_secret_is_read_from_secrets_manager(api_with, s3, aws):
     assert_refused(deployed.get("s.jpg", secret=SECRET), 403, "bad_signature")
 
 
+def deployed_with_secret(api_with, s3, name: str, value: str) -> tuple[Cutouts, str]:
+    """A warm API reading its signing secret from Secrets Manager, as deployed, that has read
+    ``value`` there once (a photo served); and the secret's ARN."""
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+    s3.put_object(Bucket=INPUT_BUCKET, Key="s.jpg", Body=PHOTO)
+    settings = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret_arn=arn)
+    deployed = Cutouts(api_with(settings=settings, storage=Storage()))
+    assert deployed.get("s.jpg", secret=value).status == 200
+    return deployed, arn
+
+
 def test_a_new_secret_value_is_used_once_the_one_read_is_max_age_old(api_with, s3, aws, monkeypatch):
     import boto3
 
     # GIVEN a deployed API that has read its secret, with Powertools keeping a read for 1 s (deployed: 300)
     monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "1")
-    secrets = boto3.client("secretsmanager")
-    arn = secrets.create_secret(Name="bgremove-url-signing-new-value", SecretString="first value")["ARN"]
-    s3.put_object(Bucket=INPUT_BUCKET, Key="s.jpg", Body=PHOTO)
-    settings = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret_arn=arn)
-    deployed = Cutouts(api_with(settings=settings, storage=Storage()))
-    assert deployed.get("s.jpg", secret="first value").status == 200
+    deployed, arn = deployed_with_secret(api_with, s3, "bgremove-url-signing-new-value", "first value")
     # WHEN the secret gets a new value, to revoke every URL signed with the first, and that time passes
-    secrets.put_secret_value(SecretId=arn, SecretString="second value")
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString="second value")
     time.sleep(1.5)
     # THEN the same warm API takes URLs signed with the new value and refuses the old ones
     assert deployed.get("s.jpg", secret="second value").status == 200
@@ -493,18 +501,13 @@ def test_until_the_secret_read_is_max_age_old_old_urls_are_answered_and_cacheabl
 
     # GIVEN a deployed API that has read its secret, keeping the read as deployed (300 s)
     monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "300")
-    secrets = boto3.client("secretsmanager")
-    arn = secrets.create_secret(Name="bgremove-url-signing-rotated", SecretString="old value")["ARN"]
-    s3.put_object(Bucket=INPUT_BUCKET, Key="s.jpg", Body=PHOTO)
-    settings = Settings(source_bucket=INPUT_BUCKET, output_bucket=OUTPUT_BUCKET, url_signing_secret_arn=arn)
-    deployed = Cutouts(api_with(settings=settings, storage=Storage()))
-    assert deployed.get("s.jpg", secret="old value").status == 200
+    deployed, arn = deployed_with_secret(api_with, s3, "bgremove-url-signing-rotated", "old value")
     # WHEN the secret gets a new value, and URLs come in at once
-    secrets.put_secret_value(SecretId=arn, SecretString="new value")
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString="new value")
     old, new = deployed.get("s.jpg", secret="old value"), deployed.get("s.jpg", secret="new value")
     # THEN the old URL is still a cacheable 200 and the new one a 403: so the README's revocation
     # waits out the max age before it drops CloudFront's copies (tests/unit/test_docs.py)
-    assert old.status == 200 and old.headers["Cache-Control"] == f"public, max-age={settings.cutout_max_age}"
+    assert old.status == 200 and old.headers["Cache-Control"] == f"public, max-age={Settings().cutout_max_age}"
     assert_refused(new, 403, "bad_signature")
 
 
