@@ -2,7 +2,8 @@
 
 For a deployment onto a bucket that already holds photos: each object under the prefix
 becomes one message shaped exactly like S3's own ObjectCreated notification, so the queue
-worker treats it like any upload (and skips objects whose result already exists).
+worker treats it like any upload (and skips objects whose result is up to date: made from their
+current version by this version of the code).
 
     python scripts/backfill.py --bucket my-input --prefix uploads/ --queue-url https://sqs.../queue
     python scripts/backfill.py --bucket my-input --dry-run
