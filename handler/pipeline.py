@@ -5,6 +5,7 @@ Every entry point (CLI, API, S3, queue) calls ``remove_background`` with the sam
 
 import functools
 import hashlib
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ from .segmenter import INPUT_SIZE, Segmenter, upsample
 PREVIEW_SIDE = 640
 LARGE_IMAGE_PIXELS = 6_000_000
 # Besides the source and the options, what decides a result's bytes: the model, the code of
-# these modules (this one and the image modules it calls) and the libraries they call.
+# these modules (this one and the image modules it calls), the libraries they call, and the
+# processor and Python they run on (ONNX Runtime's arm64 masks differ from x86_64's by a level
+# here and there; the standard library's zlib compresses the colour profile).
 RESULT_CODE = ("pipeline.py", "decode.py", "imaging.py", "options.py", "png.py", "refine.py", "segmenter.py")
 RESULT_LIBRARIES = ("numpy", "onnxruntime", "pillow", "pillow-heif", "zlib-ng")
 
@@ -57,7 +60,8 @@ class Result:
 @functools.cache
 def result_version(model_path: Path) -> str:
     """A digest of what makes a result from a source and options: the model at ``model_path``,
-    the code in ``RESULT_CODE`` and the versions of ``RESULT_LIBRARIES``.
+    the code in ``RESULT_CODE``, the versions of ``RESULT_LIBRARIES``, the processor architecture
+    and the Python version.
 
     Stored results carry it, and one of another version is made again: an update that changes
     cut-outs must not leave the old ones served as current, or skipped as up to date, for as long
@@ -71,6 +75,7 @@ def result_version(model_path: Path) -> str:
         digest.update(Path(__file__).with_name(name).read_bytes())
     for library in RESULT_LIBRARIES:
         digest.update(f"{library}=={metadata.version(library)}\n".encode())
+    digest.update(f"{platform.machine()} Python {platform.python_version()}".encode())
     return digest.hexdigest()[:16]
 
 

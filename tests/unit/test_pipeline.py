@@ -1,6 +1,7 @@
 """Every option through handler.pipeline.remove_background, on a real photo (examples/coffee.jpg)."""
 
 import functools
+import platform
 import re
 import struct
 import subprocess
@@ -330,6 +331,15 @@ def test_the_result_version_follows_the_model_bytes(tmp_path):
     # THEN the bytes, not the path, decide the version
     assert result_version(first) == result_version(copy) != result_version(second)
     assert re.fullmatch("[0-9a-f]{16}", result_version(BUNDLED_MODEL))
+
+
+def test_another_processor_architecture_gives_another_result_version(monkeypatch):
+    # GIVEN the version of the bundled model's results here, and the same with the processor read as the other one
+    here = result_version.__wrapped__(BUNDLED_MODEL)  # not the process's cached value
+    other = "aarch64" if platform.machine() != "aarch64" else "x86_64"
+    monkeypatch.setattr(platform, "machine", lambda: other)
+    # THEN a stack switched to the other architecture makes its stored results again
+    assert result_version.__wrapped__(BUNDLED_MODEL) != here
 
 
 def test_the_result_version_covers_every_module_that_decides_a_results_bytes():
