@@ -1,12 +1,16 @@
 """The README documents every CLI option and every API option (the names users type), and its
 signing recipes sign what the handler accepts."""
 
+import argparse
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import redirect_stdout
 from dataclasses import fields
 
 import pytest
@@ -100,14 +104,41 @@ def test_the_javascript_signing_recipe_signs_what_the_handler_accepts(readme, tm
         accepted_key(url.replace("max_size=800", "max_size=801"), "s3cret")
 
 
-def test_the_revocation_recipe_drops_cloudfronts_copies_only_once_every_environment_has_the_new_secret(readme):
-    # GIVEN how long the API function keeps the secret it read (the template's max age)
-    variables = sam_template.load()["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    max_age = variables["POWERTOOLS_PARAMETERS_MAX_AGE"]
-    # WHEN the README revokes every URL
-    recipe = readme.split("**Revoking every URL**", 1)[1].split("**What is cached where", 1)[0]
-    between = recipe[recipe.index("put-secret-value") : recipe.index("create-invalidation")]
-    # THEN it waits that long before the invalidation (regression: it invalidated at once, and an
-    # environment still holding the old value answered old URLs 200, which CloudFront kept for a day;
-    # tests/integration/test_cutouts.py::test_until_the_secret_read_is_max_age_old_old_urls_are_answered_and_cacheable)
-    assert f"sleep {max_age}" in between
+def revocation_steps(readme: str) -> str:
+    """The commands under the README's "Revoking every URL"."""
+    return readme.split("**Revoking every URL**", 1)[1].split("\n\n", 2)[1]
+
+
+def test_the_new_secret_of_the_revocation_steps_passes_as_a_command_line_argument(readme):
+    # GIVEN the one-liner that makes the new secret in the README's revocation steps
+    (program,) = re.findall(r"python3 -c '([^']+)'", revocation_steps(readme))
+    # WHEN it makes a thousand values
+    values = []
+    for _ in range(1000):
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            exec(program, {})
+        values.append(printed.getvalue().strip())
+    # THEN each is taken as the value of an option, as `aws secretsmanager put-secret-value
+    # --secret-string` and `scripts/sign_url.py --secret` take it (both argparse). Regression: a
+    # token_urlsafe value starts with '-' once in 64 draws, which argparse reads as another option
+    # ("expected one argument"): the revocation failed, or the new secret could not be passed on
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--secret-string")
+    for value in values:
+        assert parser.parse_args(["--secret-string", value]).secret_string == value
+    assert len(set(values)) == len(values) and min(map(len, values)) >= 64
+
+
+def test_the_revocation_steps_drop_cloudfronts_copies_once_no_environment_holds_the_old_secret(readme):
+    # GIVEN how long the API function keeps the secret it read, and how long a request may run (template.yaml)
+    api = sam_template.load()["Resources"]["ApiFunction"]["Properties"]
+    kept = int(api["Environment"]["Variables"]["POWERTOOLS_PARAMETERS_MAX_AGE"])
+    # WHEN the README's revocation steps run in order
+    steps = revocation_steps(readme)
+    wait = re.search(r"^\s*sleep (\d+)", steps, re.MULTILINE)
+    # THEN they wait that long between the new value and the invalidation. Regression: invalidated at
+    # once, an old URL fetched in those minutes reached an environment still holding the old secret,
+    # and CloudFront kept its 200 for CutoutMaxAge (a day) after the "revocation"
+    assert wait is not None and int(wait.group(1)) >= kept + api["Timeout"]
+    assert steps.index("put-secret-value") < wait.start() < steps.index("create-invalidation")
