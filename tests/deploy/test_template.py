@@ -399,6 +399,32 @@ def test_uploads_and_results_expire():
     assert int(DEFAULTS["UploadRetentionDays"]) >= dead_letter_days
 
 
+# What CloudFormation cannot change in place: a new value of these makes a new bucket or queue
+# (the old one and what it holds left behind, or deleted) or, for the secret, a new value that
+# revokes every signed URL.
+LOSING_PROPERTIES = {
+    "AWS::S3::Bucket": ("BucketName", "ObjectLockEnabled"),
+    "AWS::SQS::Queue": ("QueueName", "FifoQueue"),
+    "AWS::SecretsManager::Secret": ("Name", "GenerateSecretString"),
+}
+
+
+def names_a_parameter(value) -> bool:
+    """Whether a template value reads any parameter (a Ref, or a ${Name} in a Sub)."""
+    text = json.dumps(value)
+    return any(f'{{"Ref": "{name}"}}' in text or f"${{{name}}}" in text for name in PARAMETERS)
+
+
+@pytest.mark.parametrize("name", sorted(name for kind in LOSING_PROPERTIES for name in of_type(kind)))
+def test_no_parameter_change_replaces_a_bucket_a_queue_or_the_secret(name):
+    # GIVEN a resource that holds what the deployment keeps: objects, messages, the signing secret
+    resource = RESOURCES[name]
+    # THEN no parameter reaches a property whose change would replace it: `sam deploy
+    # --parameter-overrides ...` keeps it and what it holds (README "Changing parameters")
+    assert "Condition" not in resource
+    assert not [key for key in LOSING_PROPERTIES[resource["Type"]] if names_a_parameter(resource["Properties"].get(key))]
+
+
 # ---------------------------------------------------------------- queue
 
 
