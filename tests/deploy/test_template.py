@@ -425,6 +425,13 @@ def test_no_parameter_change_replaces_a_bucket_a_queue_or_the_secret(name):
     assert not [key for key in LOSING_PROPERTIES[resource["Type"]] if names_a_parameter(resource["Properties"].get(key))]
 
 
+def test_the_stack_keeps_nothing_back_when_it_is_deleted():
+    # THEN `sam delete` deletes every resource, the buckets too once emptied (README "Tear down"):
+    # none is retained, to be found later holding photos and results with no stack to own them
+    kept = {name: resource.get("DeletionPolicy") for name, resource in RESOURCES.items()}
+    assert {name: policy for name, policy in kept.items() if policy not in (None, "Delete")} == {}
+
+
 # ---------------------------------------------------------------- queue
 
 
