@@ -708,3 +708,21 @@ def test_outputs_name_what_a_batch_job_needs():
     outputs = TEMPLATE["Outputs"]
     assert outputs["BatchFunctionArn"]["Value"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
     assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+
+
+def test_an_architecture_override_in_samconfig_reaches_sam_build_too():
+    # GIVEN samconfig.toml's overrides, set or offered as an example ("# parameter_overrides = ..."),
+    # with the section each sits in
+    section, overrides = None, {}
+    for line in (ROOT / "samconfig.toml").read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line.lstrip("# ").startswith("parameter_overrides"):
+            overrides[section] = line.split("=", 1)[1]
+    assert overrides, "samconfig.toml shows no parameter_overrides"
+    # THEN every one naming Architecture is where `sam build` reads it as well as `sam deploy`: the
+    # image is built for the architecture `sam build` is given (the template's x86_64 otherwise), and
+    # an x86_64 image on arm64 functions fails every invocation ("exec format error"). Regression:
+    # the example sat in [default.deploy.parameters], which `sam build` does not read
+    naming = [section for section, value in overrides.items() if "Architecture=" in value]
+    assert naming and set(naming) <= {"default.global.parameters", "default.build.parameters"}, naming
