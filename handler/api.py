@@ -172,8 +172,7 @@ def build_resolver(
         result = remove_background(
             data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
         )
-        model_path = segmenter.model_path
-        response = deliver(result, request, source, model_path=model_path, storage=storage, settings=settings)
+        response = deliver(result, request, source, model_path=segmenter.model_path, storage=storage, settings=settings)
         record_made(result, response, started=started, route="POST /remove")
         return response
 
