@@ -14,7 +14,7 @@ from PIL import Image
 
 from handler import imaging
 from handler.options import Options
-from handler.pipeline import RESULT_CODE, remove_background, result_version
+from handler.pipeline import RESULT_CODE, module_code, remove_background, result_version
 from handler.settings import BUNDLED_MODEL
 
 LIMIT = 40_000_000
@@ -331,6 +331,16 @@ def test_the_result_version_follows_the_model_bytes(tmp_path):
     # THEN the bytes, not the path, decide the version
     assert result_version(first) == result_version(copy) != result_version(second)
     assert re.fullmatch("[0-9a-f]{16}", result_version(BUNDLED_MODEL))
+
+
+def test_a_modules_code_changes_with_its_code_not_with_its_comments(tmp_path):
+    # GIVEN a module, the same with other comments and layout, and the same with one constant changed
+    original, recommented, changed = (tmp_path / name for name in ("a.py", "b.py", "c.py"))
+    original.write_text('"""Levels."""\n\nLEVEL = 5  # measured\n')
+    recommented.write_text('"""Levels."""\n# re-measured on hires\n\nLEVEL = 5\n')
+    changed.write_text('"""Levels."""\n\nLEVEL = 6  # measured\n')
+    # THEN only the change to the code changes what the result version reads of it
+    assert module_code(original) == module_code(recommented) != module_code(changed)
 
 
 def test_another_processor_architecture_gives_another_result_version(monkeypatch):
