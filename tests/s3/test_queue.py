@@ -29,6 +29,16 @@ def test_committed_sqs_event_gives_a_result(app, use_storage, s3):
     assert output_keys(s3) == ["results/uploads/holiday photos/beach (1).jpg.png"]
 
 
+def test_committed_sqs_event_for_a_photo_deleted_since_is_no_failure(app, use_storage, s3):
+    # GIVEN no object where the committed SQS event points (deleted after its upload, or never put
+    # there when the event is run locally, as README's "Locally" does)
+    # WHEN the queue worker gets the committed event
+    response = app.queue_handler(load_event("sqs-s3-put.json"), LambdaContext())
+    # THEN the message succeeds without a result: a retry could not find the photo either
+    assert response == {"batchItemFailures": []}
+    assert output_keys(s3) == []
+
+
 def test_one_corrupt_image_in_a_batch_fails_alone(app, use_storage, s3):
     keys = ["uploads/a.jpg", "uploads/broken.jpg", "uploads/c.jpg"]
     s3.put_object(Bucket=INPUT_BUCKET, Key=keys[0], Body=PHOTO)
