@@ -58,6 +58,15 @@ def test_bare_pytest_as_the_readme_runs_it_finds_the_project(readme, repo_root):
     assert "tests/unit/test_model.py::test_model_signature" in completed.stdout
 
 
+def test_the_readme_activates_the_virtual_environment_before_its_first_python_command(readme):
+    # GIVEN the README's commands, as a new user copies them: `python ...` is the system's Python
+    # unless .venv is activated, and that one has none of the pinned packages (no PIL, no Powertools)
+    commands = [line.split("#")[0].strip() for line in readme.splitlines() if line.startswith("    ")]
+    first_python = next(n for n, command in enumerate(commands) if command.startswith("python "))
+    # THEN a command before the first of them activates the environment `make` set up
+    assert ". .venv/bin/activate" in commands[:first_python], "README runs `python` before it activates .venv"
+
+
 def signing_recipe(readme: str, language: str) -> str:
     """The code block under the README's ``<!-- signing recipe: LANGUAGE -->`` marker."""
     after = readme.split(f"<!-- signing recipe: {language} -->", 1)[1]
