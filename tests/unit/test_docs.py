@@ -67,6 +67,13 @@ def test_the_readme_activates_the_virtual_environment_before_its_first_python_co
     assert ". .venv/bin/activate" in commands[:first_python], "README runs `python` before it activates .venv"
 
 
+def test_the_readme_says_what_api_is_before_its_first_curl_uses_it(readme):
+    # GIVEN the README's curl examples, which send to "$API/remove": unset, curl is sent to "/remove"
+    first_use = readme.index("$API")
+    # THEN the README has set API (to the local server's address) by then
+    assert "API=http://127.0.0.1:3000" in readme[:first_use], "README uses $API before it says what API is"
+
+
 def signing_recipe(readme: str, language: str) -> str:
     """The code block under the README's ``<!-- signing recipe: LANGUAGE -->`` marker."""
     after = readme.split(f"<!-- signing recipe: {language} -->", 1)[1]
