@@ -211,6 +211,17 @@ def test_python_dash_m_handler_runs(repo_root, tmp_path, jpeg):
     assert (image.mode, image.size) == ("L", SMALL)
 
 
+def test_max_input_pixels_from_the_environment_limits_the_cli(tmp_path, jpeg, capsys, monkeypatch):
+    # GIVEN the README's MAX_INPUT_PIXELS, one of the settings the CLI shares with the Lambda, below the photo's 9,600
+    (tmp_path / "cup.jpg").write_bytes(jpeg)
+    monkeypatch.setenv("MAX_INPUT_PIXELS", "5000")
+    # WHEN the CLI cuts it out
+    assert main([str(tmp_path / "cup.jpg"), "-o", str(tmp_path / "cup.png")]) == 1
+    # THEN it fails with the limit, and writes nothing
+    assert "the limit is 5,000" in capsys.readouterr().err
+    assert not (tmp_path / "cup.png").exists()
+
+
 def test_an_output_file_named_for_another_format_is_refused(tmp_path, capsys):
     # A WebP written into a .png file would mislead every viewer that trusts the name.
     with pytest.raises(SystemExit) as exit_info:
