@@ -158,3 +158,30 @@ def test_the_revocation_steps_drop_cloudfronts_copies_once_no_environment_holds_
     # and CloudFront kept its 200 for CutoutMaxAge (a day) after the "revocation"
     assert wait is not None and int(wait.group(1)) >= kept + api["Timeout"]
     assert steps.index("put-secret-value") < wait.start() < steps.index("create-invalidation")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (415, {"error": {"code": "unsupported_media_type", "message": "not an image"}}, "not an image"),
+        (502, {"message": "Internal server error"}, "Internal server error"),  # API Gateway's own: a body too big
+    ],
+)
+def test_the_browser_example_reports_the_apis_errors_and_api_gateways(readme, tmp_path, status, body, message):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the JavaScript example cannot be run")
+    # GIVEN the README's first browser example, up to its use of the answer, and a fetch that answers an error
+    example = readme.split("From a browser", 1)[1].split("```js\n", 1)[1].split("img.src", 1)[0]
+    answer = f"new Response({json.dumps(json.dumps(body))}, {{status: {status}}})"
+    script = tmp_path / "example.mjs"
+    script.write_text(
+        f"const fetch = async () => {answer};\n"
+        "const API = 'http://api.example', file = new Blob(['x'], {type: 'image/jpeg'});\n"
+        f"try {{\n{example}\nconsole.log('no error');\n}}\n"
+        "catch (error) { console.log(error.constructor.name, error.message); }\n"
+    )
+    # WHEN node runs it
+    printed = subprocess.run([node, str(script)], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    # THEN it throws the error's own message, not a TypeError from reading .error of API Gateway's {"message"}
+    assert printed == f"Error {message}"
