@@ -11,6 +11,7 @@
 Exits 1 and names every problem when one of them fails; warnings are printed and fail too.
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -40,8 +41,10 @@ def problems(path: Path) -> list[str]:
     return found
 
 
-def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else sam_template.TEMPLATE
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("template", nargs="?", type=Path, default=sam_template.TEMPLATE, help="default: template.yaml")
+    path = parser.parse_args(argv).template
     found = problems(path)
     for problem in found:
         print(problem)

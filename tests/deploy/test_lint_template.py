@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import sam_template
-from scripts.lint_template import cfn_lint_problems, problems
+from scripts.lint_template import cfn_lint_problems, main, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +93,10 @@ def test_unreadable_write_grant_is_an_error_not_a_pass(mutated):
 
     found = problems(mutated(obscure))
     assert any("cannot tell which S3 location the IAM resource {'Fn::ImportValue': 'SomeBucketArn'}" in p for p in found), found
+
+
+def test_help_describes_the_script_instead_of_linting_a_file_named_help(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--help"])
+    assert exit_status.value.code == 0
+    assert "cfn-lint on the template as written" in capsys.readouterr().out
