@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
 import boto3
+from botocore.exceptions import NoRegionError
 
 SQS_BATCH = 10
 
@@ -92,9 +93,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.dry_run and not args.queue_url:
         parser.error("--queue-url (or QUEUE_URL) is required unless --dry-run")
+    try:
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    except NoRegionError:
+        parser.error("no AWS region is configured: set AWS_REGION (or the profile's region) to the stack's region")
     backfill(
-        s3=boto3.client("s3"),
-        sqs=boto3.client("sqs"),
+        s3=s3,
+        sqs=sqs,
         bucket=args.bucket,
         prefix=args.prefix,
         queue_url=args.queue_url,

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from localaws import INPUT_BUCKET
 
 from handler.storage import ObjectRef
@@ -79,3 +80,16 @@ def test_a_dry_run_shows_every_key_it_would_enqueue(s3, sqs):
     listed = [line for line in shown if line.startswith("would enqueue")]
     assert listed == [f"would enqueue s3://{INPUT_BUCKET}/{key}" for key in keys]
     assert shown[-2:] == ["12 objects listed (dry run)", ""]
+
+
+def test_without_a_region_it_says_what_to_set_instead_of_a_traceback(monkeypatch, tmp_path, capsys):
+    # GIVEN no region anywhere boto3 looks: environment, config file
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    # WHEN the backfill is started
+    with pytest.raises(SystemExit) as exit_status:
+        backfill.main(["--bucket", INPUT_BUCKET, "--queue-url", "https://sqs.eu-west-1.amazonaws.com/123456789012/q"])
+    # THEN it stops with a usage error that names the setting
+    assert exit_status.value.code == 2
+    assert "set AWS_REGION" in capsys.readouterr().err
