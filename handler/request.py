@@ -206,12 +206,16 @@ def _form_options(form: dict[str, bytes]) -> dict[str, str]:
     return options
 
 
+def _fields_body(event: BaseProxyEvent, settings: Settings) -> bytes:
+    """A JSON or form body: room for the largest image as base64 and the fields around it."""
+    return body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD)
+
+
 def _from_form(event: BaseProxyEvent, query: dict[str, str], settings: Settings) -> tuple[bytes, Options]:
     """The photo and options of a form: the "image" field holds the bytes (or a data: URL, as a
     canvas's toDataURL() gives them), the other fields options."""
     # As much body as a JSON one: the image field may hold a data: URL, base64 like JSON's image.
-    body = body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD)
-    form = form_fields(body, header(event, "Content-Type"))
+    form = form_fields(_fields_body(event, settings), header(event, "Content-Type"))
     source = form.pop("image", None)
     if source is None:
         raise BadRequest('the form must have an "image" field holding the photo\'s bytes')
@@ -223,7 +227,7 @@ def _from_form(event: BaseProxyEvent, query: dict[str, str], settings: Settings)
 
 def _from_json(event: BaseProxyEvent, query: dict[str, str], settings: Settings) -> tuple[bytes | ObjectRef, Options]:
     """The photo (base64) or S3 reference, and the options, of a JSON body."""
-    document = _json_object(body_bytes(event, limit=base64_length(settings.max_input_bytes) + JSON_OVERHEAD))
+    document = _json_object(_fields_body(event, settings))
     given = [key for key in _SOURCE_KEYS if key in document]
     if len(given) != 1:
         raise BadRequest('the JSON body must have exactly one of "image" (base64) or "s3" ({"bucket", "key"})')
