@@ -116,3 +116,77 @@ def assert_masks_close(a, b, max_mae: float) -> None:
     """Masks of the same shape whose mean absolute difference is at most ``max_mae`` (0..1)."""
     difference = mask_mae(a, b)
     assert difference <= max_mae, f"mask MAE {difference:.4f} exceeds {max_mae}"
+
+
+# Identifying text a phone photo carries, each in one kind of metadata: no output may hold any of it.
+PHONE_MARKS = {
+    "EXIF camera": b"PrivCam Model 7",
+    "EXIF serial number": b"SN-0123456789",
+    "EXIF MakerNote": b"MAKERNOTE-FACE-IDS",
+    "EXIF capture time": b"2024:05:06 07:08:09",
+    "XMP": b"XMP-OWNER-JANE-DOE",
+    "IPTC": b"IPTC-BYLINE-JANE-DOE",
+    "PNG text": b"PNG-TEXT-HOME-ADDRESS",
+}
+_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:exif="http://ns.adobe.com/exif/1.0/"'
+    b' dc:creator="XMP-OWNER-JANE-DOE" exif:GPSLatitude="51,30.2083N" exif:GPSLongitude="0,7.665W"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def _exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """An APP1 EXIF block as a phone writes it: camera, serial number, capture time, a MakerNote,
+    GPS coordinates, and in IFD1 a JPEG thumbnail (Pillow writes no IFD1: it is appended here)."""
+    from PIL import ExifTags
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PrivCam"
+    exif[ExifTags.Base.Model] = PHONE_MARKS["EXIF camera"].decode()
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details[ExifTags.Base.BodySerialNumber] = PHONE_MARKS["EXIF serial number"].decode()
+    details[ExifTags.Base.DateTimeOriginal] = PHONE_MARKS["EXIF capture time"].decode()
+    details[ExifTags.Base.MakerNote] = PHONE_MARKS["EXIF MakerNote"]
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (51.0, 30.0, 12.5), 3: "W", 4: (0.0, 7.0, 39.9)})
+    tiff = bytearray(exif.tobytes()[6:])  # without "Exif\0\0": offsets count from the TIFF header
+    assert tiff[:2] == b"MM"  # big-endian, as iPhones write it
+    entries = struct.unpack_from(">H", tiff, 8)[0]
+    ifd1 = len(tiff) + len(tiff) % 2
+    struct.pack_into(">I", tiff, 10 + 12 * entries, ifd1)  # IFD0's link to the next IFD
+    tiff += bytes(ifd1 - len(tiff))
+    start = ifd1 + 2 + 2 * 12 + 4
+    tiff += struct.pack(">H", 2) + struct.pack(">HHII", 0x0201, 4, 1, start) + struct.pack(">HHII", 0x0202, 4, 1, len(thumbnail))
+    tiff += struct.pack(">I", 0) + thumbnail
+    return b"Exif\x00\x00" + bytes(tiff)
+
+
+def _iptc_segment() -> bytes:
+    """A JPEG APP13 segment (Photoshop 3.0, 8BIM 0x0404) holding an IPTC by-line (2:80)."""
+    record = b"\x1c\x02\x50" + struct.pack(">H", len(PHONE_MARKS["IPTC"])) + PHONE_MARKS["IPTC"]
+    resource = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(record)) + record
+    payload = b"Photoshop 3.0\x00" + resource
+    return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def phone_photo(image_format: str, *, size: tuple[int, int] = (240, 160), icc_profile: bytes | None = None) -> bytes:
+    """A photo (examples/astronaut.jpg) in ``image_format`` carrying what a phone's does and no
+    cut-out should: EXIF with GPS, serial number, capture time, MakerNote and (JPEG) a thumbnail
+    of the whole uncut photo; XMP; IPTC (JPEG); text chunks (PNG); and ``icc_profile``."""
+    photo = example_photo("astronaut", size)
+    thumbnail = encode(photo.resize((80, 54)), "JPEG", quality=80)
+    exif = _exif_with_thumbnail(thumbnail)
+    tagged = {"icc_profile": icc_profile} if icc_profile else {}
+    if image_format == "JPEG":
+        data = encode(photo, "JPEG", exif=exif, xmp=_XMP, quality=90, **tagged)
+        return data[:2] + _iptc_segment() + data[2:]
+    if image_format == "PNG":
+        from PIL import PngImagePlugin
+
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Comment", PHONE_MARKS["PNG text"].decode())
+        text.add_text("Description", PHONE_MARKS["PNG text"].decode(), zip=True)
+        text.add_itxt("XML:com.adobe.xmp", _XMP.decode())
+        return encode(photo, "PNG", pnginfo=text, exif=exif, **tagged)
+    return encode(photo, image_format, exif=exif, xmp=_XMP, **tagged)

@@ -5,11 +5,11 @@ import io
 
 import numpy as np
 import pytest
-from helpers import example_photo
+from helpers import example_photo, phone_photo
 from PIL import Image
 
 from handler.api import deliver
-from handler.errors import TooLarge
+from handler.errors import SHOWN_CHARS, TooLarge
 from handler.options import Options
 from handler.pipeline import Result
 from handler.request import RemoveRequest
@@ -59,6 +59,19 @@ def test_invalid_json(api):
 )
 def test_malformed_json_body(api, document, words):
     assert_error(api.post_json(document), 400, "bad_request", *words)
+
+
+def test_a_photo_sent_as_the_s3_reference_is_quoted_cut_short_in_the_error_and_the_log(api, log_lines):
+    # GIVEN a phone photo (EXIF with GPS, serial number, a thumbnail) sent by mistake as base64 in "s3"
+    photo = base64.b64encode(phone_photo("JPEG")).decode()
+    # WHEN it is refused
+    message = assert_error(api.post_json({"s3": photo}), 400, "bad_request", '"bucket" and "key"')
+    # THEN the message, and the log line that records it, quote the value as every message quotes
+    # a client's (SECURITY.md: at most SHOWN_CHARS): they took its first 200 characters into the
+    # logs, 149 bytes of the photo's headers (here its IPTC by-line, its EXIF's start)
+    (refused,) = [line for line in log_lines() if line.get("message") == "request refused"]
+    assert refused["reason"] == message
+    assert photo[: SHOWN_CHARS - 1] not in message and len(message) < 200
 
 
 @pytest.mark.parametrize(
