@@ -316,6 +316,30 @@ def test_each_answer_is_counted_and_a_cutout_the_model_made_is_logged(cutouts, a
     assert {"decode", "inference", "encoding"} <= set(made["stage_ms"])
 
 
+def test_logs_hold_no_credential_signature_or_secret_of_a_request(cutouts, log_lines):
+    # GIVEN requests that carry credentials in their headers, as browsers and API clients send them
+    credentials = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.c3ViamVjdA.dG9rZW4", "Cookie": "session=c00k1e5ecret"}
+    credentials["x-api-key"] = "k3y0f7h3ca11er"
+    signature = sign(SECRET, "products/astronaut.jpg", {"crop": "true"})
+    # WHEN they are answered: a cut-out made, a wrong signature, an unknown option, a missing
+    # object, and a photo and a bad body to POST /remove
+    replies = [
+        cutouts.get("products/astronaut.jpg", {"crop": "true"}, headers=credentials),
+        cutouts.get("products/astronaut.jpg", {"crop": "true"}, headers=credentials, secret="another secret"),
+        cutouts.get("products/astronaut.jpg", {"bogus": "1"}, headers=credentials),
+        cutouts.get("products/missing.jpg", headers=credentials),
+        cutouts.api.post(PHOTO, content_type="image/jpeg", headers=credentials),
+        cutouts.api.post(b"plain text", content_type="image/jpeg", headers=credentials),
+    ]
+    assert [reply.status for reply in replies] == [200, 403, 400, 404, 200, 415]
+    # THEN each is logged, and no log line holds a credential, a signature or the signing secret
+    logged = json.dumps(log_lines())
+    assert logged.count('"request refused"') == 4 and logged.count('"cut-out made"') == 2
+    wrong_signature = sign("another secret", "products/astronaut.jpg", {"crop": "true"})
+    assert [value for value in (*credentials.values(), signature, wrong_signature) if value in logged] == []
+    assert SECRET not in logged and "Signature" not in logged
+
+
 def test_a_missing_object_is_a_404(cutouts):
     assert_refused(cutouts.get("products/missing.jpg"), 404, "not_found")
 
