@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from helpers import encode, example_photo
+from helpers import PHONE_MARKS, encode, example_photo, phone_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
@@ -64,6 +64,28 @@ def test_upload_with_spaces_and_plus_gives_a_result_at_the_mapped_key(s3, worker
     assert stored["ContentType"] == "image/png" and image.mode == "RGBA" and image.size == (160, 120)
     assert stored["Metadata"]["source-etag"] == s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
     assert stored["Metadata"]["model"] == "u2netp"
+
+
+def test_a_result_carries_nothing_of_the_uploads_own_metadata(s3, worker):
+    # GIVEN a phone photo (EXIF with GPS, XMP, IPTC) uploaded with user metadata, a file name and tags
+    s3.put_object(
+        Bucket=INPUT_BUCKET,
+        Key="uploads/phone.jpg",
+        Body=phone_photo("JPEG"),
+        Metadata={"owner": "jane.doe@example.com", "gps": "51.5034,-0.1276"},
+        ContentDisposition='attachment; filename="Jane at home.jpg"',
+        Tagging="customer=jane-doe",
+    )
+    assert s3.get_object_tagging(Bucket=INPUT_BUCKET, Key="uploads/phone.jpg")["TagSet"]  # the local S3 keeps them
+    # WHEN the worker cuts it out
+    assert worker.process(ObjectRef(INPUT_BUCKET, "uploads/phone.jpg")) == "written"
+    # THEN the result holds none of the photo's metadata, and the object only what the service records
+    key = "results/uploads/phone.jpg.png"
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)
+    data = stored["Body"].read()
+    assert [name for name, mark in PHONE_MARKS.items() if mark in data] == [] and b"Exif" not in data
+    assert set(stored["Metadata"]) == {"source-etag", "source-bucket", "source-key", "model", "result-version", "options"}
+    assert "ContentDisposition" not in stored and s3.get_object_tagging(Bucket=OUTPUT_BUCKET, Key=key)["TagSet"] == []
 
 
 def test_uploads_that_differ_only_in_their_extension_get_a_result_each(s3, worker):
