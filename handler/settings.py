@@ -3,7 +3,7 @@
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "u2netp.onnx"
@@ -113,7 +113,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     url_expires_in: int = 3600
     source_bucket: str = ""  # where GET /cutouts/{key} reads
-    url_signing_secret: str = ""  # locally; deployed, the secret named by url_signing_secret_arn
+    # Locally; deployed, the secret named by url_signing_secret_arn. Never printed: settings end up in
+    # debuggers, log calls and assertion messages.
+    url_signing_secret: str = field(default="", repr=False)
     url_signing_secret_arn: str = ""
     cutout_max_age: int = 86_400
     # A 12 MP photo takes ~1 s at 2 vCPUs; never start one with less than this left.

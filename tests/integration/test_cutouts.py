@@ -340,6 +340,15 @@ def test_logs_hold_no_credential_signature_or_secret_of_a_request(cutouts, log_l
     assert SECRET not in logged and "Signature" not in logged
 
 
+def test_the_signing_secret_is_not_in_the_printed_form_of_the_settings():
+    # GIVEN settings read from an environment that gives the secret directly, as scripts/serve.py does
+    settings = Settings.from_env({"URL_SIGNING_SECRET": SECRET, "SOURCE_BUCKET": INPUT_BUCKET})
+    # WHEN they are printed, as a debugger, a log call or an assertion message would print them
+    printed = repr(settings)
+    # THEN the secret is not there; the rest is
+    assert SECRET not in printed and f"source_bucket='{INPUT_BUCKET}'" in printed
+
+
 def test_a_missing_object_is_a_404(cutouts):
     assert_refused(cutouts.get("products/missing.jpg"), 404, "not_found")
 
