@@ -62,7 +62,7 @@ class ObjectNotFound(ServiceError):
 
 
 class ObjectChanged(ServiceError):
-    """The S3 object was replaced between reading its version and its bytes: a retry reads the new one."""
+    """The S3 object was replaced while it was being read (or, in the worker, cut out): a retry reads the new one."""
 
     status = 409
     code = "object_changed"

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from .errors import ObjectNotFound, ServiceError
+from .errors import ObjectChanged, ObjectNotFound, ServiceError, cut_short
 from .options import Options
 from .parallel import SERIAL, StripPool
 from .pipeline import remove_background, result_version
@@ -84,8 +84,8 @@ class Worker:
         """Write the result of one object; answers what happened: written, skipped or gone.
 
         Raises ServiceError for an object that is not a usable image or was replaced while
-        it was read (ObjectChanged), and botocore's errors for S3 failures: the caller
-        decides whether to retry.
+        it was read or cut out (ObjectChanged), and botocore's errors for S3 failures: the
+        caller decides whether to retry.
         """
         if self.not_a_photo(source):
             return "skipped"
@@ -106,6 +106,13 @@ class Worker:
             data, self.options, segmenter=self.segmenter, max_pixels=self.settings.max_input_pixels, strips=self.strips
         )
         self.storage.put(target.bucket, target.key, result.data, content_type=result.media_type, metadata=metadata)
+        # A photo replaced since the GET has its own notification, which another environment may
+        # have finished before this PUT overwrote its result: the retry this asks for makes the
+        # new photo's result again, or finds it already up to date.
+        now = self.storage.head(source.bucket, source.key)
+        if now is not None and now.etag != info.etag:
+            where = cut_short(f"s3://{source.bucket}/{source.key}")
+            raise ObjectChanged(f"{where} was replaced while it was being cut out; try again")
         return "written"
 
 

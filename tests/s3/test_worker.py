@@ -176,13 +176,14 @@ def test_a_source_named_like_another_sources_result_never_passes_for_its_result(
     assert result.size == Image.open(io.BytesIO(PHOTO)).size
 
 
-def test_a_new_upload_costs_two_heads_one_get_and_one_put(s3, worker):
+def test_a_new_upload_costs_three_heads_one_get_and_one_put(s3, worker):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
     sent = []
     worker.storage.client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
     assert worker.process(ObjectRef(INPUT_BUCKET, "uploads/a.jpg")) == "written"
-    # the photo's HEAD, its result's HEAD (the skip check), the GET of the version the first HEAD saw, the result
-    assert sent == ["HeadObject", "HeadObject", "GetObject", "PutObject"]
+    # the photo's HEAD, its result's HEAD (the skip check), the GET of the version the first HEAD saw, the result,
+    # and the photo's HEAD again (was it replaced meanwhile?)
+    assert sent == ["HeadObject", "HeadObject", "GetObject", "PutObject", "HeadObject"]
 
 
 def test_an_upload_replaced_while_it_is_read_writes_nothing_and_its_retry_takes_the_new_photo(s3, worker):
@@ -200,6 +201,35 @@ def test_an_upload_replaced_while_it_is_read_writes_nothing_and_its_retry_takes_
     stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")
     assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
     assert stored["Metadata"]["source-etag"] == replaced["etag"]
+
+
+def test_an_old_photos_result_written_after_the_new_photos_fails_so_that_its_retry_writes_the_new_one(s3, worker, segmenter):
+    # GIVEN an upload being cut out, and a second execution environment
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=PHOTO)
+    source = ObjectRef(INPUT_BUCKET, "uploads/a.jpg")
+    elsewhere = Worker(storage=Storage(), segmenter=segmenter, settings=worker.settings)
+    replacement = encode(example_photo("coffee", (120, 80)), "JPEG")
+    meanwhile = []
+
+    def replace_and_process_it_elsewhere(params, **_):
+        # just before the first result's PUT: the photo is replaced, and its own notification
+        # is handled to the end in the other environment
+        if not meanwhile and params["Key"] == "results/uploads/a.jpg.png":
+            meanwhile.append(s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=replacement)["ETag"].strip('"'))
+            meanwhile.append(elsewhere.process(source))
+
+    worker.storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_process_it_elsewhere)
+    # WHEN the old photo's result lands last, over the new photo's: its message fails, for a retry
+    with pytest.raises(ObjectChanged):
+        worker.process(source)
+    new_etag, outcome_elsewhere = meanwhile
+    assert outcome_elsewhere == "written"
+    # THEN the retry puts the new photo's cut-out back, and a later delivery finds it up to date
+    assert worker.process(source) == "written"
+    stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")
+    assert Image.open(io.BytesIO(stored["Body"].read())).size == (120, 80)
+    assert stored["Metadata"]["source-etag"] == new_etag
+    assert worker.process(source) == "skipped"
 
 
 def test_results_never_count_as_inputs_in_a_shared_bucket(s3, segmenter):
