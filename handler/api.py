@@ -39,7 +39,7 @@ from .responses import RESPONSE_BODY_LIMIT, fits_in_response
 from .segmenter import MODEL_NAME, Segmenter
 from .settings import Settings
 from .signing import SigningSecret
-from .storage import ObjectRef, Storage, content_source, result_key, result_location, result_metadata
+from .storage import SOURCE_ETAG, ObjectRef, Storage, content_source, result_key, result_location, result_metadata
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -52,21 +52,42 @@ def error_response(status: int, code: str, message: str) -> Response:
     )
 
 
-def _link(result: Result, request: RemoveRequest, source: str, *, model_path: Path, storage: Storage, settings: Settings) -> dict:
+def _link(
+    result: Result,
+    request: RemoveRequest,
+    source: str,
+    *,
+    source_etag: str | None,
+    model_path: Path,
+    storage: Storage,
+    settings: Settings,
+) -> dict:
     """Store the result under its deterministic key, recording the version of what made it (the
     code, and the model at ``model_path``), and answer where it is, with a presigned GET."""
-    location = ObjectRef(settings.output_bucket, result_key(settings.output_prefix, source, request.options))
+    key = result_key(settings.output_prefix, source, request.options, source_etag=source_etag)
+    location = ObjectRef(settings.output_bucket, key)
     version = result_version(model_path)
-    metadata = result_metadata({"source": source}, request.options, model=MODEL_NAME, version=version)
+    made_from = {"source": source} if source_etag is None else {"source": source, SOURCE_ETAG: source_etag}
+    metadata = result_metadata(made_from, request.options, model=MODEL_NAME, version=version)
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
     url = storage.presign_get(location.bucket, location.key, expires_in=settings.url_expires_in)
     return {"bucket": location.bucket, "key": location.key, "url": url, "expires_in": settings.url_expires_in}
 
 
 def deliver(
-    result: Result, request: RemoveRequest, source: str, *, model_path: Path, storage: Storage, settings: Settings
+    result: Result,
+    request: RemoveRequest,
+    source: str,
+    *,
+    source_etag: str | None = None,
+    model_path: Path,
+    storage: Storage,
+    settings: Settings,
 ) -> Response:
     """The HTTP answer for a result: its bytes, the JSON envelope, or a link to it in S3.
+
+    ``source`` names where the photo came from, and ``source_etag`` the version read when it
+    came from an S3 object (``storage.result_key``).
 
     ``store`` asks for a link. A result whose base64 would not fit in Lambda's response is
     stored and linked when the deployment has an output bucket (a client that expects image
@@ -80,7 +101,7 @@ def deliver(
             "or send store=true to a deployment with an OUTPUT_BUCKET"
         )
     if request.options.store or too_large:
-        link = _link(result, request, source, model_path=model_path, storage=storage, settings=settings)
+        link = _link(result, request, source, source_etag=source_etag, model_path=model_path, storage=storage, settings=settings)
         if request.options.store or request.wants_json:
             return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=link)
         return Response(
@@ -165,14 +186,22 @@ def build_resolver(
         started = time.perf_counter()
         request = parse_remove_request(app.current_event, settings)
         if isinstance(request.source, ObjectRef):
-            data, _ = storage.get(request.source.bucket, request.source.key, max_bytes=settings.max_object_bytes)
+            data, source_etag = storage.get(request.source.bucket, request.source.key, max_bytes=settings.max_object_bytes)
             source = f"s3/{request.source.bucket}/{request.source.key}"
         else:
-            data, source = request.source, content_source(request.source)
+            data, source, source_etag = request.source, content_source(request.source), None
         result = remove_background(
             data, request.options, segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=strips
         )
-        response = deliver(result, request, source, model_path=segmenter.model_path, storage=storage, settings=settings)
+        response = deliver(
+            result,
+            request,
+            source,
+            source_etag=source_etag,
+            model_path=segmenter.model_path,
+            storage=storage,
+            settings=settings,
+        )
         record_made(result, response, started=started, route="POST /remove")
         return response
 

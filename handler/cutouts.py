@@ -80,7 +80,9 @@ def locate(request: CutoutRequest, *, version: str, storage: Storage, settings: 
     if info is None:
         raise ObjectNotFound(f"there is no object {shown(request.key)} in the source bucket")
     prefix = settings.output_prefix + CUTOUTS_PREFIX
-    location = result_location(source, request.options, output_bucket=settings.output_bucket, output_prefix=prefix)
+    location = result_location(
+        source, request.options, output_bucket=settings.output_bucket, output_prefix=prefix, source_etag=info.etag
+    )
     metadata = object_result_metadata(source, info.etag, request.options, model=MODEL_NAME, version=version)
     return Cutout(source, info, location, metadata)
 

@@ -49,28 +49,38 @@ def _result_options(options: Options) -> dict:
     return {name: value for name, value in options.to_dict().items() if name != "store"}
 
 
-def result_key(prefix: str, source: str, options: Options) -> str:
+def result_key(prefix: str, source: str, options: Options, *, source_etag: str | None = None) -> str:
     """The deterministic key of a result: same source and options, same key; another source, another key.
 
     ``prefix`` + the source path, + a short digest of the options when they differ from the
     defaults, + the output format's extension. The source's own extension stays in it:
     ``cat.jpg`` and ``cat.png`` are two photos (a phone's HEIC and its JPEG copy share a name).
 
+    ``source_etag`` goes into the digest where a link to the result is handed out while the
+    source can be replaced under its key (cut-out URLs, S3 references): each version of the
+    photo then has its own key, so an older version's result, finished last, never lands
+    where a link to the newer one's points.
+
     :raises BadRequest: the key would be longer than the 1,024 bytes S3 allows.
     """
-    settings, defaults = _result_options(options), _result_options(Options())
+    decided, defaults = _result_options(options), _result_options(Options())
+    if source_etag is not None:
+        decided[SOURCE_ETAG] = source_etag
     suffix = ""
-    if settings != defaults:
-        suffix = "." + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    if decided != defaults:
+        suffix = "." + hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
     key = f"{prefix}{source}{suffix}{EXTENSIONS[options.format]}"
     if len(key.encode()) > MAX_KEY_BYTES:
         raise BadRequest(f"the result's key would be longer than S3's {MAX_KEY_BYTES:,} bytes: shorten the source's key")
     return key
 
 
-def result_location(source: ObjectRef, options: Options, *, output_bucket: str, output_prefix: str) -> ObjectRef:
+def result_location(
+    source: ObjectRef, options: Options, *, output_bucket: str, output_prefix: str, source_etag: str | None = None
+) -> ObjectRef:
     """Where the result of an S3 object goes: the output bucket (or the source's own), under the output prefix."""
-    return ObjectRef(output_bucket or source.bucket, result_key(output_prefix, source.key, options))
+    key = result_key(output_prefix, source.key, options, source_etag=source_etag)
+    return ObjectRef(output_bucket or source.bucket, key)
 
 
 def result_metadata(source: dict[str, str], options: Options, *, model: str, version: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import example_photo
+from helpers import encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET
 from PIL import Image
 
@@ -62,6 +62,31 @@ def test_store_of_an_s3_reference_keys_the_result_by_the_source(store_api, s3, p
     assert reply.status == 200
     assert reply.json()["key"].startswith(f"results/s3/{INPUT_BUCKET}/uploads/cat.") and reply.json()["key"].endswith(".webp")
     assert Image.open(io.BytesIO(fetch(reply.json()["url"]))).format == "WEBP"
+
+
+def test_a_link_to_an_s3_photos_result_serves_the_version_it_answered_for(api_with, s3, photo):
+    # GIVEN two environments storing results of the same S3 photo for two clients
+    s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.jpg", Body=photo)
+    slow_storage = Storage()
+    slow, fast = api_with(settings=SETTINGS, storage=slow_storage), api_with(settings=SETTINGS, storage=Storage())
+    request = {"s3": {"bucket": INPUT_BUCKET, "key": "uploads/cat.jpg"}, "store": True}
+    # WHEN the photo is replaced while the slow one cuts out the old version, and the fast one links
+    # the new version's result before the slow one writes its own
+    answered = []
+
+    def replace_and_answer(params, **_):
+        if not answered and params["Bucket"] == OUTPUT_BUCKET:
+            s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.jpg", Body=encode(example_photo("coffee", (100, 80)), "JPEG"))
+            answered.append(fast.post_json(request))
+
+    slow_storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_answer)
+    old_reply = slow.post_json(request)
+    # THEN each link serves the cut-out of the version it answered for. Regression: both versions
+    # shared one key, and the old one's result, written last, was what the new one's link served
+    old_size = Image.open(io.BytesIO(photo)).size
+    for reply, size in ((answered[0], (100, 80)), (old_reply, old_size)):
+        assert reply.status == 200
+        assert Image.open(io.BytesIO(fetch(reply.json()["url"]))).size == size
 
 
 @pytest.fixture(scope="module")

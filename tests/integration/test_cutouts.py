@@ -17,12 +17,13 @@ from helpers import encode, example_photo
 from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
 from PIL import Image
 
-from handler import decode
+from handler import decode, responses
 from handler.cutouts import Cutout
+from handler.options import Options
 from handler.pipeline import result_version
 from handler.settings import BUNDLED_MODEL, Settings
 from handler.signing import cutout_path, sign
-from handler.storage import ObjectInfo, ObjectRef, Storage
+from handler.storage import ObjectInfo, ObjectRef, Storage, result_key
 from scripts import sam_template
 
 SECRET = "test-signing-secret"
@@ -85,6 +86,12 @@ def stored_objects(s3) -> list[dict]:
     return s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="results/cutouts/").get("Contents", [])
 
 
+def stored_key(s3, key: str) -> str:
+    """Where a cut-out URL with the default options keeps the result of the source's current version."""
+    etag = s3.head_object(Bucket=INPUT_BUCKET, Key=key)["ETag"].strip('"')
+    return result_key("results/cutouts/", key, Options(), source_etag=etag)
+
+
 def test_a_signed_url_gives_the_cutout_with_cache_headers(cutouts, s3):
     # WHEN a signed URL of a photo in the source bucket is fetched
     reply = cutouts.get("products/astronaut.jpg")
@@ -99,7 +106,8 @@ def test_a_signed_url_gives_the_cutout_with_cache_headers(cutouts, s3):
     assert reply.headers["Last-Modified"].endswith(" GMT")
     # AND the result is stored with the source's ETag
     (stored,) = stored_objects(s3)
-    assert stored["Key"] == "results/cutouts/products/astronaut.jpg.png"
+    assert stored["Key"] == stored_key(s3, "products/astronaut.jpg")
+    assert re.fullmatch(r"results/cutouts/products/astronaut\.jpg\.[0-9a-f]{12}\.png", stored["Key"])
     source_etag = s3.head_object(Bucket=INPUT_BUCKET, Key="products/astronaut.jpg")["ETag"].strip('"')
     metadata = s3.head_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Metadata"]
     assert metadata["source-etag"] == source_etag and metadata["model"] == "u2netp"
@@ -201,8 +209,9 @@ def test_a_replaced_source_gives_a_new_result_and_etag(cutouts, s3):
     second = cutouts.get("products/astronaut.jpg")
     assert second.status == 200 and second.headers["ETag"] != first.headers["ETag"]
     assert Image.open(io.BytesIO(second.body)).size == (100, 80)
-    (stored,) = stored_objects(s3)
-    assert s3.get_object(Bucket=OUTPUT_BUCKET, Key=stored["Key"])["Body"].read() == second.body
+    # AND the new version's result is stored beside the old one's (which the retention rule deletes)
+    assert len(stored_objects(s3)) == 2
+    assert s3.get_object(Bucket=OUTPUT_BUCKET, Key=stored_key(s3, "products/astronaut.jpg"))["Body"].read() == second.body
     # AND the old ETag no longer earns a 304
     assert cutouts.get("products/astronaut.jpg", headers={"If-None-Match": first.headers["ETag"]}).status == 200
 
@@ -223,6 +232,34 @@ def test_a_source_replaced_while_its_cutout_is_made_is_a_409_and_asking_again_gi
     assert stored_objects(s3) == []
     again = cutouts.get("products/mug.jpg")
     assert again.status == 200 and Image.open(io.BytesIO(again.body)).size == (100, 80)
+
+
+def test_an_older_photos_cut_out_finished_last_never_replaces_what_the_newer_ones_redirect_serves(api_with, s3, monkeypatch):
+    # GIVEN results too large for a response (so each answer redirects to the stored result, as a 12 MP
+    # photo's does), and two environments answering cut-out URLs of the same photo
+    monkeypatch.setattr(responses, "RESPONSE_BODY_LIMIT", 100)
+    s3.put_object(Bucket=INPUT_BUCKET, Key="products/p.jpg", Body=PHOTO)
+    slow_storage = Storage()
+    slow = Cutouts(api_with(settings=SETTINGS, storage=slow_storage))
+    fast = Cutouts(api_with(settings=SETTINGS, storage=Storage()))
+    # WHEN the photo is replaced while the slow one cuts out the old version, and the fast one answers
+    # for the new version before the slow one writes its result
+    answered = []
+
+    def replace_and_answer(params, **_):
+        if not answered and params["Bucket"] == OUTPUT_BUCKET:
+            s3.put_object(Bucket=INPUT_BUCKET, Key="products/p.jpg", Body=encode(example_photo("coffee", (100, 80)), "JPEG"))
+            answered.append(fast.get("products/p.jpg"))
+
+    slow_storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_answer)
+    old_reply = slow.get("products/p.jpg")
+    # THEN each redirect serves the cut-out of the version it answered for. Regression: both versions
+    # shared one key, and the old one's result, written last, was what the new one's redirect (kept
+    # by CloudFront for half an hour) served
+    for reply, size in ((answered[0], (100, 80)), (old_reply, (120, 90))):
+        assert reply.status == 302
+        with urllib.request.urlopen(reply.headers["Location"]) as stored:
+            assert Image.open(io.BytesIO(stored.read())).size == size
 
 
 def test_tampered_missing_or_wrong_signatures_are_refused(cutouts, s3):
@@ -424,7 +461,7 @@ def test_keys_with_spaces_plus_percent_and_non_ascii(cutouts, s3, key):
     reply = cutouts.get(key)
     assert reply.status == 200 and Image.open(io.BytesIO(reply.body)).size == (120, 90)
     (stored,) = stored_objects(s3)
-    assert stored["Key"] == "results/cutouts/" + key + ".png"
+    assert stored["Key"] == stored_key(s3, key) and stored["Key"].startswith("results/cutouts/" + key + ".")
 
 
 def test_two_simultaneous_first_requests_both_succeed_and_leave_one_object(cutouts, s3):
