@@ -1,0 +1,54 @@
+"""web/index.html for people who use a keyboard only, a screen reader, zoom or a small screen, in Chromium
+against `scripts/serve.py --local-s3`."""
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing: pip install -r requirements-dev.txt"
+)
+expect = sync_api.expect
+
+PHOTO = Path(__file__).resolve().parents[2] / "examples" / "chelsea.jpg"  # 451x300, CC0
+RESULT_LOADED = "document.querySelector('#result').complete && document.querySelector('#result').naturalWidth > 0"
+ACTIVE_ID = "document.activeElement.id"
+
+
+def tab_to(page, element_id: str) -> None:
+    """Press Tab until the element has the keyboard focus, as a person would (at most 30 presses)."""
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate(ACTIVE_ID) == element_id:
+            return
+    raise AssertionError(f"#{element_id} is never reached with Tab")
+
+
+def around(page, selector: str, margin: int = 8) -> bytes:
+    """The pixels of an element and a margin around it (where an outline is drawn)."""
+    box = page.locator(selector).bounding_box()
+    clip = {"x": box["x"] - margin, "y": box["y"] - margin}
+    clip.update(width=box["width"] + 2 * margin, height=box["height"] + 2 * margin)
+    return Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB").tobytes()
+
+
+def test_the_file_chooser_shows_where_the_keyboard_focus_is_and_opens_with_space(page):
+    # GIVEN the page as it opens, and how the drop zone looks without focus
+    unfocused = around(page, "#drop")
+
+    # WHEN the first Tab reaches the file input (hidden, inside the drop zone's label)
+    page.keyboard.press("Tab")
+
+    # THEN the drop zone shows the focus
+    assert page.evaluate(ACTIVE_ID) == "file"
+    shown = around(page, "#drop") != unfocused
+    assert shown, "the focused file input is not shown at all"
+
+    # AND Space opens the file chooser, whose photo comes back cut out
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(PHOTO)
+    page.wait_for_function(RESULT_LOADED)
+    expect(page.locator("#status")).to_contain_text("Done in")
