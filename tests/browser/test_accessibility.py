@@ -52,3 +52,36 @@ def test_the_file_chooser_shows_where_the_keyboard_focus_is_and_opens_with_space
     chooser.value.set_files(PHOTO)
     page.wait_for_function(RESULT_LOADED)
     expect(page.locator("#status")).to_contain_text("Done in")
+
+
+def test_options_submit_and_download_by_keyboard_keep_the_focus_on_the_button(page):
+    # GIVEN a photo already cut out once, and the next answers held back until released
+    page.set_input_files("#file", PHOTO)
+    page.wait_for_function(RESULT_LOADED)
+    held = []
+    page.route("**/remove?*", lambda route: held.append(route))
+
+    # WHEN a max size is typed and "Remove background" pressed with Enter, by keyboard only
+    tab_to(page, "max-size")
+    page.keyboard.type("200")
+    tab_to(page, "send")
+    page.keyboard.press("Enter")
+    while not held:
+        page.wait_for_timeout(50)
+
+    # THEN while it works the focus stays on the button (a disabled button would drop it to the page)
+    assert page.evaluate(ACTIVE_ID) == "send"
+    # AND a second press meanwhile sends nothing
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    assert len(held) == 1
+
+    # AND when the answer comes, the focus is still there, and the next Tab reaches the download
+    held[0].continue_()
+    expect(page.locator("#result-info")).to_contain_text("200×133")
+    assert page.evaluate(ACTIVE_ID) == "send"
+    page.keyboard.press("Tab")
+    assert page.evaluate(ACTIVE_ID) == "download"
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert Image.open(download.value.path()).size == (200, 133)
