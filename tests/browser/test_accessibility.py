@@ -34,6 +34,23 @@ def around(page, selector: str, margin: int = 8) -> bytes:
     return Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB").tobytes()
 
 
+def luminance(rgb) -> float:
+    """WCAG's relative luminance of an sRGB colour given as 0-255 values."""
+    linear = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(page, selector: str) -> float:
+    """WCAG's contrast ratio of an element's text colour against the background it is drawn on (the
+    most common colour of its pixels on screen)."""
+    text = page.eval_on_selector(selector, "(element) => getComputedStyle(element).color")
+    text = [int(c) for c in text[text.index("(") + 1 : -1].split(",")[:3]]
+    shown = Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")
+    background = max(shown.getcolors(shown.width * shown.height))[1]
+    lighter, darker = sorted([luminance(text), luminance(background)], reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def test_the_file_chooser_shows_where_the_keyboard_focus_is_and_opens_with_space(page):
     # GIVEN the page as it opens, and how the drop zone looks without focus
     unfocused = around(page, "#drop")
@@ -85,3 +102,22 @@ def test_options_submit_and_download_by_keyboard_keep_the_focus_on_the_button(pa
     with page.expect_download() as download:
         page.keyboard.press("Enter")
     assert Image.open(download.value.path()).size == (200, 133)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_error_messages_are_readable_in_light_and_dark_mode(page, tmp_path, scheme):
+    # GIVEN the page in the colour scheme the system asks for (it declares both)
+    page.emulate_media(color_scheme=scheme)
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"this is a shopping list, not a photo\n")
+    expect(page.locator("#cutout-status")).to_contain_text("loaded in")
+
+    # WHEN the API refuses a text file, and the cut-out URL's options (JPEG without a background)
+    page.set_input_files("#file", notes)
+    page.select_option("#format", "jpeg")
+    expect(page.locator("#status")).to_have_class("error")
+    expect(page.locator("#cutout-status")).to_have_class("error")
+
+    # THEN both errors' text has WCAG AA contrast (4.5:1) against the page behind it
+    for status in ("#status", "#cutout-status"):
+        assert contrast(page, status) >= 4.5, (status, contrast(page, status))
