@@ -121,3 +121,25 @@ def test_error_messages_are_readable_in_light_and_dark_mode(page, tmp_path, sche
     # THEN both errors' text has WCAG AA contrast (4.5:1) against the page behind it
     for status in ("#status", "#cutout-status"):
         assert contrast(page, status) >= 4.5, (status, contrast(page, status))
+
+
+# Every element, form control or not, that reaches past the right edge of the window.
+STICKING_OUT = """() => [...document.querySelectorAll("body *")]
+  .filter((element) => element.getBoundingClientRect().right > window.innerWidth)
+  .map((element) => `${element.tagName.toLowerCase()}#${element.id}`)"""
+
+
+@pytest.mark.parametrize("width", [360, 320])
+def test_nothing_sticks_out_sideways_on_a_narrow_screen_or_at_400_percent_zoom(page, artifacts, width):
+    # GIVEN a 360 px phone, or 320 CSS px: a 1280 px window at 400% zoom, where WCAG asks for no
+    # sideways scrolling (1.4.10 Reflow)
+    page.set_viewport_size({"width": width, "height": 740})
+
+    # WHEN a photo has been cut out
+    page.set_input_files("#file", PHOTO)
+    page.wait_for_function(RESULT_LOADED)
+    page.screenshot(path=artifacts / f"demo-page-{width}px.png", full_page=True)
+
+    # THEN no part of the page, the result included, reaches past the window's right edge
+    assert page.evaluate(STICKING_OUT) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
