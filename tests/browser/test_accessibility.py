@@ -1,7 +1,12 @@
 """web/index.html for people who use a keyboard only, a screen reader, zoom or a small screen, in Chromium
-against `scripts/serve.py --local-s3`."""
+against `scripts/serve.py --local-s3`.
+
+The axe-core checks need axe.min.js, which the repo does not ship: `npm install axe-core@4` in any folder
+and set AXE_CORE_JS to its node_modules/axe-core/axe.min.js; without it they skip and say so.
+"""
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,10 @@ expect = sync_api.expect
 PHOTO = Path(__file__).resolve().parents[2] / "examples" / "chelsea.jpg"  # 451x300, CC0
 RESULT_LOADED = "document.querySelector('#result').complete && document.querySelector('#result').naturalWidth > 0"
 ACTIVE_ID = "document.activeElement.id"
+AXE_CORE_JS = Path(os.environ.get("AXE_CORE_JS", "node_modules/axe-core/axe.min.js"))
+# axe-core's findings as "rule: selectors", one a line, so a failure says what to fix and where.
+AXE_VIOLATIONS = """async () => (await axe.run(document)).violations
+  .map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`)"""
 
 
 def tab_to(page, element_id: str) -> None:
@@ -143,3 +152,45 @@ def test_nothing_sticks_out_sideways_on_a_narrow_screen_or_at_400_percent_zoom(p
     # THEN no part of the page, the result included, reaches past the window's right edge
     assert page.evaluate(STICKING_OUT) == []
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.fixture
+def axe(page):
+    """Runs axe-core on the page as it is now; answers its violations."""
+    if not AXE_CORE_JS.is_file():
+        pytest.skip(f"no axe-core at {AXE_CORE_JS}: npm install axe-core@4 and set AXE_CORE_JS to its axe.min.js")
+    script = AXE_CORE_JS.read_text()
+
+    def run() -> list[str]:
+        page.add_script_tag(content=script)
+        return page.evaluate(AXE_VIOLATIONS)
+
+    return run
+
+
+# Light only: axe takes a page that sets no background colour as white, so in dark mode it would judge
+# the light text against white. test_error_messages_are_readable_in_light_and_dark_mode measures both.
+def test_axe_finds_nothing_in_any_state_of_the_page(page, axe, tmp_path):
+    expect(page.locator("#cutout-status")).to_contain_text("loaded in")
+    found = {"initial": axe()}
+
+    # A photo chosen, its answer held back: the page is working on it
+    held = []
+    page.route("**/remove?*", lambda route: route.continue_() if held else held.append(route))
+    page.set_input_files("#file", PHOTO)
+    while not held:
+        page.wait_for_timeout(50)
+    expect(page.locator("#status")).to_have_text("Removing the background…")
+    found["processing"] = axe()
+
+    held[0].continue_()
+    page.wait_for_function(RESULT_LOADED)
+    found["result"] = axe()
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"this is a shopping list, not a photo\n")
+    page.set_input_files("#file", notes)
+    expect(page.locator("#status")).to_have_class("error")
+    found["error"] = axe()
+
+    assert found == {state: [] for state in found}
