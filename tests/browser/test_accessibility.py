@@ -194,3 +194,27 @@ def test_axe_finds_nothing_in_any_state_of_the_page(page, axe, tmp_path):
     found["error"] = axe()
 
     assert found == {state: [] for state in found}
+
+
+@pytest.mark.parametrize("font_px", [24, 32], ids=["very-large-font", "200-percent-font"])
+def test_nothing_sticks_out_sideways_on_a_phone_with_larger_text(page, artifacts, font_px):
+    # GIVEN a 360 px phone whose browser is set to a larger text size (Chrome's "Very large" is 24 px,
+    # 200% is 32 px; the page's sizes are in rem, so they follow it)
+    page.set_viewport_size({"width": 360, "height": 740})
+    browser_settings = page.context.new_cdp_session(page)  # kept: the settings last as long as the session
+    browser_settings.send("Page.setFontSizes", {"fontSizes": {"standard": font_px, "fixed": font_px}})
+    page.reload()
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == f"{font_px}px"
+
+    # WHEN a photo has been cut out
+    page.set_input_files("#file", PHOTO)
+    page.wait_for_function(RESULT_LOADED)
+    sticking_out = page.evaluate(STICKING_OUT)
+    scrolls_sideways = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    # (not a full-page screenshot: that resets the font sizes)
+    page.locator("#result").scroll_into_view_if_needed()
+    page.screenshot(path=artifacts / f"demo-page-360px-font-{font_px}px.png")
+
+    # THEN the photo, the result and the buttons stay inside the screen
+    assert sticking_out == []
+    assert not scrolls_sideways
