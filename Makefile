@@ -37,7 +37,7 @@ bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 	$(PY) scripts/bench_cutouts.py
 
-fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded from tests/corpus; findings in fuzz-findings/
+fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded from tests/corpus; findings in fuzz-findings/ (Linux x86_64, Python 3.11-3.13)
 	$(PY) scripts/fuzz_decode.py --seconds $(or $(FUZZ_SECONDS),60)
 
 load: setup  ## LOAD_REQUESTS (default 300) concurrent mixed requests to scripts/serve.py on 127.0.0.1: throughput, latency, statuses, RSS

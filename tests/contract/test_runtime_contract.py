@@ -29,6 +29,10 @@ from PIL import Image
 
 from scripts import sam_template
 
+pytest.importorskip(
+    "awslambdaric", reason="awslambdaric is missing: requirements-dev.txt installs it on Linux only, where it has wheels"
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
 TEMPLATE = sam_template.load()
