@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test serve lint bench fuzz load eval
 
+# A Python below 3.11 (macOS's /usr/bin/python3 is 3.9) would make the venv, then fail in pip on "No matching distribution".
 $(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "bgremove needs Python 3.11 or newer; $(PYTHON) is %s. Run make PYTHON=python3.12 (or another 3.11+)" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

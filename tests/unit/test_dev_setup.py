@@ -1,8 +1,12 @@
 """A fresh clone's first `make test` on each platform the README names: `pip install -r requirements-dev.txt`
-finds a wheel for every pin it selects, and the tests of a dev-only package it leaves out skip, saying why."""
+finds a wheel for every pin it selects, the tests of a dev-only package it leaves out skip, saying why, and
+a Python too old for the pins is refused in one line before anything is made."""
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -86,3 +90,37 @@ def test_make_fuzz_without_atheris_says_where_it_installs(repo_root):
         "make fuzz needs atheris: pip installs it on Linux x86_64 with Python 3.11-3.13; "
         "elsewhere it builds only with a Clang that has libFuzzer"
     )
+
+
+def python_older_than_3_11() -> str | None:
+    """A real interpreter below 3.11 on this machine (on PATH, or one of pyenv's), or None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
+    candidates = [shutil.which(f"python3.{minor}") for minor in (10, 9, 8)]
+    candidates += sorted(map(str, pyenv.glob("versions/3.*/bin/python")))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info < (3, 11))"], capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def test_make_setup_with_a_python_below_3_11_stops_in_one_line_before_making_the_venv(repo_root, tmp_path):
+    old_python = python_older_than_3_11()
+    if old_python is None:
+        pytest.skip("no Python below 3.11 on this machine (python3.10, python3.9, python3.8 or pyenv's)")
+    # GIVEN the Makefile and its requirements in a fresh folder (not this checkout, whose .venv it would replace)
+    clone = tmp_path / "my projects" / "bgremove"
+    clone.mkdir(parents=True)
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+        shutil.copy(repo_root / name, clone / name)
+    # WHEN `make setup` runs with that Python, as `make test` and `make demo` do first
+    run = subprocess.run(["make", "setup", f"PYTHON={old_python}"], cwd=clone, capture_output=True, text=True, timeout=300)
+    # THEN it stops at once, naming the version it needs, the one it found and what to run instead,
+    # rather than making a venv and failing in pip on "No matching distribution found for onnxruntime"
+    version = subprocess.run([old_python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert run.stderr.splitlines()[0] == (
+        f"bgremove needs Python 3.11 or newer; {old_python} is {version.stdout.strip()}. "
+        "Run make PYTHON=python3.12 (or another 3.11+)"
+    )
+    assert not (clone / ".venv").exists()
