@@ -35,14 +35,14 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 eval: setup  ## mask quality (MAE, maxFβ, boundary F), grain and detail robustness, eval-results/edges.png; EVAL_PHOTOS=dir for other photos
 	$(PY) scripts/eval.py $(EVAL_PHOTOS) $(EVAL_ARGS)
 
-bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json
+bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json (Linux: reads /proc)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 	$(PY) scripts/bench_cutouts.py
 
 fuzz: setup  ## atheris on the decode path for FUZZ_SECONDS (default 60), seeded from tests/corpus; findings in fuzz-findings/ (Linux x86_64, Python 3.11-3.13)
 	$(PY) scripts/fuzz_decode.py --seconds $(or $(FUZZ_SECONDS),60)
 
-load: setup  ## LOAD_REQUESTS (default 300) concurrent mixed requests to scripts/serve.py on 127.0.0.1: throughput, latency, statuses, RSS
+load: setup  ## LOAD_REQUESTS (default 300) concurrent mixed requests to scripts/serve.py on 127.0.0.1: throughput, latency, statuses, RSS (Linux: reads /proc)
 	$(PY) scripts/load.py --requests $(or $(LOAD_REQUESTS),300) $(LOAD_ARGS)
 
 .PHONY: cost

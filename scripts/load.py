@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-api", action="store_true", help="serve HTTP API payload v2 events instead of REST v1")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
+    if sys.platform != "linux":
+        parser.error("it reads the server's memory from /proc: Linux only")
     with Server(http_api=args.http_api) as server:
         report = run(server, request_mix(args.requests), concurrency=args.concurrency, max_seconds=args.max_seconds)
     summary = report.summary()

@@ -25,3 +25,14 @@ def test_arguments_that_send_nothing_exit_2_before_the_server_starts(arguments, 
         load.main(["--requests", "20", *arguments])
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_off_linux_it_exits_2_saying_why_before_the_server_starts(capsys, monkeypatch):
+    # GIVEN a Mac, as Python reports it: no /proc to read the server's memory from
+    monkeypatch.setattr(load.Server, "__enter__", lambda self: pytest.fail("the server was started"))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(SystemExit) as stopped:
+        load.main(["--requests", "20"])
+    # THEN it says so at once, rather than a FileNotFoundError traceback for /proc/PID/status after warm-up
+    assert stopped.value.code == 2
+    assert "it reads the server's memory from /proc: Linux only" in capsys.readouterr().err
