@@ -35,7 +35,7 @@ lint: $(STAMP)  ## ruff, hadolint on the Dockerfile, cfn-lint on template.yaml a
 eval: setup  ## mask quality (MAE, maxFβ, boundary F), grain and detail robustness, eval-results/edges.png; EVAL_PHOTOS=dir for other photos
 	$(PY) scripts/eval.py $(EVAL_PHOTOS) $(EVAL_ARGS)
 
-bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json (Linux: reads /proc)
+bench: setup  ## ours vs rembg (installed into .bench-venv/ on first use) on the same photos: table + bench-results/bench.json; then cut-out URLs, first GET vs stored: bench-results/cutouts.json (Linux x86_64: reads /proc)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 	$(PY) scripts/bench_cutouts.py
 

@@ -361,9 +361,10 @@ def main() -> None:
         help="a folder whose photos are benchmarked too (default: $BENCH_PHOTOS, else ../shared/testdata/hires/images)",
     )
     args = parser.parse_args()
-    # Found missing otherwise only after installing rembg and minutes of timing, as a traceback.
-    if sys.platform != "linux":
-        parser.error("it reads the CPU's flags and each side's peak RSS from /proc: Linux only")
+    # Found missing otherwise only after installing rembg and minutes of timing, as a traceback: /proc is
+    # Linux's, and an ARM CPU's /proc/cpuinfo has no x86 flags or clock to take the fp32 peak from.
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        parser.error("it reads x86 CPU flags and each side's peak RSS from /proc: Linux x86_64 only")
     # A mistyped BENCH_PHOTOS would otherwise bench the built-in photos alone, and look like a run on it.
     if args.photos != HIRES and not args.photos.is_dir():
         parser.error(f"--photos / BENCH_PHOTOS: {args.photos} is not a folder")

@@ -28,9 +28,14 @@ def test_bad_arguments_exit_2_before_anything_runs(repo_root, tmp_path, argument
     assert message in run.stderr
 
 
-def test_off_linux_it_exits_2_saying_why_before_anything_runs(repo_root):
-    # GIVEN a Mac, as Python reports it: no /proc/cpuinfo, no /proc/self/status (peak RSS)
-    off_linux = "import sys; sys.path.insert(0, 'scripts'); import bench; sys.platform = 'darwin'; sys.argv = ['b']; bench.main()"
+@pytest.mark.parametrize(("system", "machine"), [("darwin", "arm64"), ("linux", "aarch64")])
+def test_off_linux_x86_64_it_exits_2_saying_why_before_anything_runs(repo_root, system, machine):
+    # GIVEN a Mac (no /proc/cpuinfo, no /proc/self/status for peak RSS) or an ARM Linux, whose /proc/cpuinfo
+    # has no flags or "cpu MHz": the fp32 peak came out 0 GFLOP/s, a ZeroDivisionError after the whole run
+    off_linux = (
+        "import platform, sys; sys.path.insert(0, 'scripts'); import bench; sys.argv = ['bench.py']; "
+        f"sys.platform = {system!r}; platform.machine = lambda: {machine!r}; bench.main()"
+    )
     # (and a BENCH_PHOTOS that is no folder: were the check gone, that error would stop it before any work)
     environment = {"PATH": "/usr/bin:/bin", "BENCH_PHOTOS": "no-such-folder"}
     run = subprocess.run(
@@ -38,5 +43,5 @@ def test_off_linux_it_exits_2_saying_why_before_anything_runs(repo_root):
     )
     # THEN it stops before installing rembg into .bench-venv/ and timing anything
     assert run.returncode == 2
-    assert "it reads the CPU's flags and each side's peak RSS from /proc: Linux only" in run.stderr
+    assert "it reads x86 CPU flags and each side's peak RSS from /proc: Linux x86_64 only" in run.stderr
     assert "Traceback" not in run.stderr
