@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent, CaseInsensitiveDict
 
-from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge, UnsupportedMediaType, cut_short, shown
+from .errors import BadRequest, BucketNotAllowed, InvalidOption, TooLarge, UnsupportedMediaType, shown
 from .multipart import form_fields
 from .options import Options
 from .responses import base64_length
@@ -174,7 +174,7 @@ def _check_s3_key(key: str, what: str) -> None:
 
 def _s3_reference(value, *, allowed: tuple[str, ...]) -> ObjectRef:
     if not isinstance(value, dict) or not all(isinstance(value.get(name), str) and value[name] for name in ("bucket", "key")):
-        raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {cut_short(json.dumps(value))}')
+        raise BadRequest(f's3 must be an object with "bucket" and "key" strings, not {shown(value)}')
     unknown = sorted(set(value) - {"bucket", "key"})
     if unknown:
         raise BadRequest(f"s3 has unknown field {shown(unknown[0])}; it takes bucket and key")

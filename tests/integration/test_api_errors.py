@@ -75,6 +75,30 @@ def test_a_photo_sent_as_the_s3_reference_is_quoted_cut_short_in_the_error_and_t
 
 
 @pytest.mark.parametrize(
+    "key, quoted",
+    [("uploads/Фото 2024.jpg", "uploads/Фото 2024.jpg"), ("uploads/" + "\U0001f600" * 40, "uploads/" + "\U0001f600" * 20)],
+    ids=["cyrillic", "emoji-cut-short"],
+)
+def test_an_s3_reference_without_a_bucket_quotes_its_key_as_the_client_wrote_it(api, log_lines, key, quoted):
+    # GIVEN an s3 reference with an empty bucket (a client's unset setting) and a key that is not ASCII
+    message = assert_error(api.post_json({"s3": {"bucket": "", "key": key}}), 400, "bad_request", '"bucket" and "key"')
+    # THEN the message quotes the key's own characters, not JSON's \u escapes of them (six
+    # characters for a Cyrillic letter, twelve for an emoji, whose pair of escapes a cut split)
+    assert quoted in message and "\\u" not in message
+    (refused,) = [line for line in log_lines() if line.get("message") == "request refused"]
+    assert refused["reason"] == message
+
+
+def test_an_s3_reference_with_a_lone_surrogate_is_quoted_escaped_and_logged(api, log_lines):
+    # GIVEN JSON's escape of half a surrogate pair in the key, which no UTF-8 text holds
+    message = assert_error(api.post_json({"s3": {"bucket": "", "key": "a\ud800.jpg"}}), 400, "bad_request")
+    # THEN the message quotes it escaped, and the log line that records it is written
+    assert "a\\ud800.jpg" in message
+    (refused,) = [line for line in log_lines() if line.get("message") == "request refused"]
+    assert refused["reason"] == message
+
+
+@pytest.mark.parametrize(
     "path, body",
     [("/remove", '{"image": "aGk=", "max_size": %s}'), ("/uploads", '{"content_type": "image/jpeg", "size": %s}')],
     ids=["remove", "uploads"],
