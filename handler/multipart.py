@@ -5,7 +5,7 @@ line by line, which a photo's bytes make slow; only the part headers go through 
 """
 
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.utils import collapse_rfc2231_value
 
 from .errors import BadRequest, shown
@@ -45,7 +45,9 @@ def form_fields(data: bytes, content_type: str) -> dict[str, bytes]:
             raise BadRequest(
                 f"the form's part headers come to {header_bytes:,} bytes or more; the limit is {FORM_HEADERS_LIMIT:,}"
             )
-        headers = BytesHeaderParser().parsebytes(part[line_end + 2 : headers_end])
+        # Browsers write names in UTF-8 as they are (RFC 7578, 5.1); the bytes parser would read
+        # each byte of them as one U+FFFD.
+        headers = HeaderParser().parsestr(part[line_end + 2 : headers_end].decode("utf-8", "replace"))
         try:
             name = collapse_rfc2231_value(headers.get_param("name", "", header="Content-Disposition"))
         except (TypeError, ValueError):  # RFC 2231 names the standard library fails on: name*=idna''x, name*=a; name*1

@@ -178,6 +178,18 @@ def test_a_long_non_ascii_file_name_is_within_the_part_header_limit(api, photo):
     assert (reply.status, reply.content_type) == (200, "image/webp"), reply.body[:300]
 
 
+def test_fields_named_in_utf_8_as_browsers_name_them_are_quoted_by_their_names(api, photo):
+    # GIVEN a form with two fields named in Cyrillic beside the photo, their names raw UTF-8 as
+    # browsers and urllib3 write them (RFC 7578, 5.1)
+    body, content_type = form({"image": ("Фото 2024.jpg", photo, "image/jpeg"), "размер": "800", "формат": "webp"})
+    # WHEN it is posted
+    reply = api.post(body, content_type=content_type)
+    # THEN the refusal names the first unknown field as it is spelled: both read as the same run
+    # of twelve "\ufffd", one per byte, and were refused as one field given twice
+    assert (reply.status, reply.error_code) == (400, "invalid_option"), reply.body[:300]
+    assert "unknown option 'размер'" in reply.json()["error"]["message"]
+
+
 def test_an_html_forms_empty_inputs_leave_their_options_unset(api, photo):
     # An HTML form sends every named input, filled or not: max_size= and background= are "not given"
     body, content_type = form({"image": ("photo.jpg", photo, "image/jpeg"), "format": "webp", "max_size": "", "background": ""})
