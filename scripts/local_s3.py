@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -77,6 +78,12 @@ def _upload(s3, images: Path) -> list[str]:
     for path in sorted(images.rglob("*")):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             key = path.relative_to(images).as_posix()
+            try:
+                key.encode()
+            except UnicodeEncodeError:  # a name in another encoding (an old archive's); S3 keys are UTF-8
+                name = os.fsencode(key).decode(errors="backslashreplace")
+                print(f"left out {name}: its name is not UTF-8, which S3 keys must be", file=sys.stderr)
+                continue
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=path.read_bytes(), ContentType=content_type)
             keys.append(key)

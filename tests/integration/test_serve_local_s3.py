@@ -30,6 +30,7 @@ STARTUP_SECONDS = 60
 CAT = "photos/chelsea cat+1.jpg"  # a folder, a space and a plus in the key
 NON_ASCII = "café/ünï 写真.jpg"
 BIG = "big.jpg"
+LATIN_1 = b"caf\xe9.jpg"  # a file name from an old archive: Latin-1, which no S3 key (UTF-8) can spell
 
 
 def noisy_photo(size: tuple[int, int]) -> bytes:
@@ -46,6 +47,10 @@ def images(tmp_path_factory) -> Path:
         (folder / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / "examples" / "chelsea.jpg", folder / key)
     (folder / BIG).write_bytes(noisy_photo((2400, 1600)))
+    try:
+        shutil.copy(REPO_ROOT / "examples" / "chelsea.jpg", folder / os.fsdecode(LATIN_1))
+    except OSError:  # a file system that takes UTF-8 names only (macOS's)
+        pass
     (folder / "notes.txt").write_text("not an image: not uploaded")
     return folder
 
@@ -124,6 +129,15 @@ def test_the_printed_urls_are_signed_and_work(server):
     assert sorted(example["key"] for example in examples) == sorted([BIG, CAT, NON_ASCII])
     cat = next(example for example in examples if example["key"] == CAT)
     assert cat["url"] == server.url(CAT).removeprefix(server.base)
+
+
+def test_an_image_whose_name_is_not_utf_8_is_left_out_and_named(server, images):
+    # GIVEN an image named in Latin-1 among the images: serve.py stopped at start with botocore's
+    # UnicodeEncodeError, its S3 key being no UTF-8
+    if not (images / os.fsdecode(LATIN_1)).exists():
+        pytest.skip("this file system takes UTF-8 file names only")
+    # THEN the console names it (the other images are served: see the test above)
+    assert "left out caf\\xe9.jpg: its name is not UTF-8, which S3 keys must be" in server.printed
 
 
 def test_the_printed_sign_command_signs_with_the_secret_given(server):
