@@ -94,30 +94,56 @@ def accepted_key(url: str, secret: str) -> str:
     return parse_cutout_request(APIGatewayProxyEvent(event), secret=secret, now=time.time()).key
 
 
-RECIPE_KEY = "products/mug 12 + café.jpg"
+# Keys as users name their photos: what each recipe must encode in the path and sign as it is.
+RECIPE_KEYS = [
+    "products/mug 12 + café.jpg",
+    "Фото 2024.jpg",
+    "cafe\u0301.jpg",  # NFD, as macOS writes names
+    "my photo+1 (copy).HEIC",
+    "100%.png",
+    "a#b?.jpg",
+    "\U0001f600 smile.jpg",
+    "a//b.jpg",
+    "/leading slash.jpg",
+    "trailing space.jpg ",
+    "it's *!~.jpg",
+]
 RECIPE_OPTIONS = {"background": "#ffffff", "format": "jpeg", "crop": True, "max_size": 800}
 
 
-def test_the_python_signing_recipe_signs_what_the_handler_accepts(readme):
+@pytest.mark.parametrize("key", RECIPE_KEYS)
+def test_the_python_signing_recipe_signs_what_the_handler_accepts(readme, key):
     namespace = {}
     exec(signing_recipe(readme, "python"), namespace)
-    url = namespace["cutout_url"]("https://cdn.example/cutouts/", RECIPE_KEY, RECIPE_OPTIONS, "s3cret", expires_in=600)
-    assert accepted_key(url, "s3cret") == RECIPE_KEY
+    url = namespace["cutout_url"]("https://cdn.example/cutouts/", key, RECIPE_OPTIONS, "s3cret", expires_in=600)
+    assert accepted_key(url, "s3cret") == key
     with pytest.raises(BadSignature):
         accepted_key(url, "another secret")
 
 
-def test_the_javascript_signing_recipe_signs_what_the_handler_accepts(readme, tmp_path):
+@pytest.mark.parametrize("key", RECIPE_KEYS)
+def test_the_javascript_signing_recipe_signs_what_the_handler_accepts(readme, tmp_path, key):
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the JavaScript recipe cannot be run")
     script = tmp_path / "sign.js"
-    call = f"cutoutUrl('https://cdn.example/cutouts/', {json.dumps(RECIPE_KEY)}, {json.dumps(RECIPE_OPTIONS)}, 's3cret', 600)"
+    call = f"cutoutUrl('https://cdn.example/cutouts/', {json.dumps(key)}, {json.dumps(RECIPE_OPTIONS)}, 's3cret', 600)"
     script.write_text(signing_recipe(readme, "javascript") + f"\nconsole.log({call});\n")
     url = subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout.strip()
-    assert accepted_key(url, "s3cret") == RECIPE_KEY
+    assert accepted_key(url, "s3cret") == key
     with pytest.raises(BadSignature):
         accepted_key(url.replace("max_size=800", "max_size=801"), "s3cret")
+
+
+@pytest.mark.parametrize("key", RECIPE_KEYS)
+def test_sign_url_py_signs_what_the_recipes_sign(readme, key):
+    from scripts.sign_url import signed_url
+
+    namespace = {}
+    exec(signing_recipe(readme, "python"), namespace)
+    options = {name: str(value).lower() if value is True else str(value) for name, value in RECIPE_OPTIONS.items()}
+    recipe = namespace["cutout_url"]("https://cdn.example/cutouts/", key, options, "s3cret")
+    assert signed_url("https://cdn.example/cutouts/", "s3cret", key, options) == recipe
 
 
 def revocation_steps(readme: str) -> str:
