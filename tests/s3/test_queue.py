@@ -124,6 +124,39 @@ def test_a_message_that_is_no_notification_fails_alone_and_is_logged(app, use_st
     assert line["level"] == "ERROR" and "not an S3 event notification" in line["reason"]
 
 
+# Keys as users name their uploads; S3 notifications carry them URL-encoded, '+' for a space.
+USER_KEYS = [
+    "uploads/Фото 2024.jpg",
+    "uploads/caf\u00e9.jpg",  # NFC
+    "uploads/cafe\u0301.jpg",  # NFD, as macOS writes it: another key, another result
+    "uploads/my photo+1 (copy).HEIC",
+    "uploads/100%.png",
+    "uploads/x%2By.jpg",
+    "uploads/a#b?.jpg",
+    "uploads/\U0001f600 smile.jpg",
+    "uploads/a//b.jpg",
+    "uploads/trailing space.jpg ",
+]
+
+
+def test_keys_as_users_name_photos_give_their_own_results_once(app, use_storage, s3):
+    # GIVEN each photo uploaded, and a batch of their notifications
+    for key in USER_KEYS:
+        s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=PHOTO)
+    event = sqs_event([message(s3_notification(INPUT_BUCKET, key), n) for n, key in enumerate(USER_KEYS)])
+    # WHEN the queue worker gets it
+    assert app.queue_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    # THEN every photo has its result under its own key
+    results = output_keys(s3)
+    assert results == sorted(f"results/{key}.png" for key in USER_KEYS)
+    # AND a redelivery finds each up to date: a marker put in place of each result, with its metadata, stays
+    for key in results:
+        metadata = s3.head_object(Bucket=OUTPUT_BUCKET, Key=key)["Metadata"]
+        s3.put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=b"marker", Metadata=metadata)
+    assert app.queue_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert [s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read() for key in results] == [b"marker"] * len(results)
+
+
 def test_direct_s3_notification(app, use_storage, s3):
     s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/x y+z.jpg", Body=PHOTO)
     app.s3_handler(s3_notification(INPUT_BUCKET, "uploads/x y+z.jpg"), LambdaContext())
