@@ -1,6 +1,7 @@
 """POST /remove with an {"s3": {...}} body, against a local S3 server (moto) over HTTP with real boto3."""
 
 import base64
+import json
 
 import pytest
 from localaws import replace_before_get
@@ -41,6 +42,19 @@ def test_missing_object_is_404(s3_api):
     reply = s3_api.post_json({"s3": {"bucket": BUCKET, "key": "uploads/nothing-here.jpg"}})
     assert reply.status == 404
     assert reply.json()["error"] == {"code": "not_found", "message": f"s3://{BUCKET}/uploads/nothing-here.jpg does not exist"}
+
+
+def test_a_missing_object_with_a_long_emoji_key_is_quoted_cut_between_whole_characters(s3_api, log_lines):
+    # GIVEN a key of 100 emoji (each two UTF-16 code units, as JSON escapes them), in no bucket
+    key = "uploads/" + "\U0001f408" * 100
+    reply = s3_api.post_json({"s3": {"bucket": BUCKET, "key": key}})
+    # THEN the 404 is strict JSON whose message quotes the start of the key in whole emoji
+    assert reply.status == 404
+    message = json.loads(reply.body.decode("utf-8"))["error"]["message"]
+    assert message.startswith(f"s3://{BUCKET}/uploads/\U0001f408") and "characters)" in message
+    assert not any(0xD800 <= ord(character) <= 0xDFFF for character in message)  # no half of a pair
+    (refused,) = [line for line in log_lines() if line.get("message") == "request refused"]
+    assert refused["reason"] == message
 
 
 @pytest.mark.parametrize(
