@@ -69,6 +69,23 @@ def test_folder_tree_is_mirrored_with_the_format_extension(tmp_path, jpeg, capsy
     assert "done 3, failed 0" in capsys.readouterr().out
 
 
+def test_files_and_folders_named_as_users_name_them_are_mirrored_by_name(tmp_path, jpeg, capsys):
+    # GIVEN photos named as people name them: Cyrillic folder, '+' and parentheses, '%', emoji,
+    # "café" composed (NFC) beside "café" decomposed (NFD, as macOS writes names): two files here
+    source = tmp_path / "in"
+    names = ["Фото 2024/my photo+1 (copy).HEIC", "100%.jpg", "\U0001f600 smile.jpg", "caf\u00e9.jpg", "cafe\u0301.jpg"]
+    for name in names:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(jpeg)
+    output = tmp_path / "out"
+    # WHEN the folder is cut out
+    assert main([str(source), "-o", str(output)]) == 0
+    # THEN each has its result under its own name, the extension the format's
+    written = sorted(path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_file())
+    assert written == sorted(name.rsplit(".", 1)[0] + ".png" for name in names)
+    assert f"done {len(names)}, failed 0" in capsys.readouterr().out
+
+
 def test_a_failed_input_is_reported_and_the_good_ones_are_written(tmp_path, jpeg, capsys):
     source = tmp_path / "in"
     source.mkdir()
