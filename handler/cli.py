@@ -167,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     for source, reason in failures:
         print(f"failed: {source}: {reason}", file=sys.stderr)
+    # A name that is not UTF-8 (Linux takes any bytes) shows its other bytes escaped: stdout is
+    # strict UTF-8 in most locales, and the summary would end in a traceback.
+    output_name = os.fsencode(args.output).decode(errors="backslashreplace")
     print(
         f"done {len(pairs) - len(failures)}, failed {len(failures)}, "
-        f"{elapsed:.2f} s in all, {elapsed / len(pairs):.3f} s per image -> {args.output}"
+        f"{elapsed:.2f} s in all, {elapsed / len(pairs):.3f} s per image -> {output_name}"
     )
     return 1 if failures else 0

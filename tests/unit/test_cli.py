@@ -1,5 +1,6 @@
 """The local CLI, in-process on tmp_path files, plus one real `python -m handler` run."""
 
+import os
 import subprocess
 import sys
 from dataclasses import fields, replace
@@ -227,6 +228,29 @@ def test_python_dash_m_handler_runs(repo_root, tmp_path, jpeg):
     assert "done 1, failed 0" in completed.stdout
     image = open_result(destination.read_bytes())
     assert (image.mode, image.size) == ("L", SMALL)
+
+
+def test_names_that_are_not_utf_8_are_read_written_and_shown(repo_root, tmp_path, jpeg):
+    # GIVEN a photo and an output folder named in Latin-1 (an old archive's names; Linux takes any bytes)
+    source, output = tmp_path / os.fsdecode(b"caf\xe9.jpg"), tmp_path / os.fsdecode(b"r\xe9sultats")
+    try:
+        source.write_bytes(jpeg)
+    except OSError:
+        pytest.skip("this file system takes UTF-8 names only")
+    # WHEN `python -m handler` runs with a strict UTF-8 stdout, as in a locale such as en_US.UTF-8
+    # (this machine's C.UTF-8 would escape what cannot be encoded)
+    completed = subprocess.run(
+        [sys.executable, "-m", "handler", str(source), "-o", str(output)],
+        cwd=repo_root,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+        capture_output=True,
+        timeout=120,
+    )
+    # THEN the result is written under the same bytes, and the summary shows the folder's name
+    # escaped: it ended in a UnicodeEncodeError traceback and exit status 1, the work done
+    assert completed.returncode == 0, completed.stderr.decode(errors="replace")[-2000:]
+    assert open_result((output / os.fsdecode(b"caf\xe9.png")).read_bytes()).mode == "RGBA"
+    assert completed.stdout.decode().rstrip().endswith("r\\xe9sultats")
 
 
 def test_max_input_pixels_from_the_environment_limits_the_cli(tmp_path, jpeg, capsys, monkeypatch):
