@@ -65,3 +65,22 @@ def replace_before_get(client, bucket: str, key: str, body: bytes) -> dict[str, 
 
     client.meta.events.register("before-parameter-build.s3.GetObject", replace)
     return replaced
+
+
+def replace_before_put(client, bucket: str, key: str, body: bytes, *, into: str, then) -> dict:
+    """Have another writer replace s3://bucket/key once, just before ``client`` sends its first
+    PutObject into the bucket ``into``, and then run ``then()``: another execution environment
+    handling the new version to the end, between a request's GET and the PUT of its result.
+
+    The returned dict gets the new version's ``etag`` and what ``then()`` answered, as ``meanwhile``.
+    """
+    writer = boto3.client("s3")
+    replaced = {}
+
+    def replace(params, **_):
+        if not replaced and params["Bucket"] == into:
+            replaced["etag"] = writer.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+            replaced["meanwhile"] = then()
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", replace)
+    return replaced

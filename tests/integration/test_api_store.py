@@ -7,7 +7,7 @@ import urllib.request
 import numpy as np
 import pytest
 from helpers import encode, example_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_put
 from PIL import Image
 
 from handler.settings import Settings
@@ -72,19 +72,15 @@ def test_a_link_to_an_s3_photos_result_serves_the_version_it_answered_for(api_wi
     request = {"s3": {"bucket": INPUT_BUCKET, "key": "uploads/cat.jpg"}, "store": True}
     # WHEN the photo is replaced while the slow one cuts out the old version, and the fast one links
     # the new version's result before the slow one writes its own
-    answered = []
-
-    def replace_and_answer(params, **_):
-        if not answered and params["Bucket"] == OUTPUT_BUCKET:
-            s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/cat.jpg", Body=encode(example_photo("coffee", (100, 80)), "JPEG"))
-            answered.append(fast.post_json(request))
-
-    slow_storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_answer)
+    new = encode(example_photo("coffee", (100, 80)), "JPEG")
+    replaced = replace_before_put(
+        slow_storage.client, INPUT_BUCKET, "uploads/cat.jpg", new, into=OUTPUT_BUCKET, then=lambda: fast.post_json(request)
+    )
     old_reply = slow.post_json(request)
     # THEN each link serves the cut-out of the version it answered for. Regression: both versions
     # shared one key, and the old one's result, written last, was what the new one's link served
     old_size = Image.open(io.BytesIO(photo)).size
-    for reply, size in ((answered[0], (100, 80)), (old_reply, old_size)):
+    for reply, size in ((replaced["meanwhile"], (100, 80)), (old_reply, old_size)):
         assert reply.status == 200
         assert Image.open(io.BytesIO(fetch(reply.json()["url"]))).size == size
 

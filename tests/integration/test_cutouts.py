@@ -14,7 +14,7 @@ import boto3
 import numpy as np
 import pytest
 from helpers import encode, example_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get, replace_before_put
 from PIL import Image
 
 from handler import decode, responses
@@ -244,19 +244,15 @@ def test_an_older_photos_cut_out_finished_last_never_replaces_what_the_newer_one
     fast = Cutouts(api_with(settings=SETTINGS, storage=Storage()))
     # WHEN the photo is replaced while the slow one cuts out the old version, and the fast one answers
     # for the new version before the slow one writes its result
-    answered = []
-
-    def replace_and_answer(params, **_):
-        if not answered and params["Bucket"] == OUTPUT_BUCKET:
-            s3.put_object(Bucket=INPUT_BUCKET, Key="products/p.jpg", Body=encode(example_photo("coffee", (100, 80)), "JPEG"))
-            answered.append(fast.get("products/p.jpg"))
-
-    slow_storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_answer)
+    new = encode(example_photo("coffee", (100, 80)), "JPEG")
+    replaced = replace_before_put(
+        slow_storage.client, INPUT_BUCKET, "products/p.jpg", new, into=OUTPUT_BUCKET, then=lambda: fast.get("products/p.jpg")
+    )
     old_reply = slow.get("products/p.jpg")
     # THEN each redirect serves the cut-out of the version it answered for. Regression: both versions
     # shared one key, and the old one's result, written last, was what the new one's redirect (kept
     # by CloudFront for half an hour) served
-    for reply, size in ((answered[0], (100, 80)), (old_reply, (120, 90))):
+    for reply, size in ((replaced["meanwhile"], (100, 80)), (old_reply, (120, 90))):
         assert reply.status == 302
         with urllib.request.urlopen(reply.headers["Location"]) as stored:
             assert Image.open(io.BytesIO(stored.read())).size == size

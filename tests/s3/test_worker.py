@@ -4,7 +4,7 @@ import io
 
 import pytest
 from helpers import PHONE_MARKS, encode, example_photo, phone_photo
-from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get
+from localaws import INPUT_BUCKET, OUTPUT_BUCKET, replace_before_get, replace_before_put
 from PIL import Image
 
 from handler.errors import ObjectChanged, UndecodableImage, UnsupportedMediaType
@@ -209,21 +209,21 @@ def test_an_old_photos_result_written_after_the_new_photos_fails_so_that_its_ret
     source = ObjectRef(INPUT_BUCKET, "uploads/a.jpg")
     elsewhere = Worker(storage=Storage(), segmenter=segmenter, settings=worker.settings)
     replacement = encode(example_photo("coffee", (120, 80)), "JPEG")
-    meanwhile = []
-
-    def replace_and_process_it_elsewhere(params, **_):
-        # just before the first result's PUT: the photo is replaced, and its own notification
-        # is handled to the end in the other environment
-        if not meanwhile and params["Key"] == "results/uploads/a.jpg.png":
-            meanwhile.append(s3.put_object(Bucket=INPUT_BUCKET, Key="uploads/a.jpg", Body=replacement)["ETag"].strip('"'))
-            meanwhile.append(elsewhere.process(source))
-
-    worker.storage.client.meta.events.register("before-parameter-build.s3.PutObject", replace_and_process_it_elsewhere)
+    # just before the first result's PUT: the photo is replaced, and its own notification is
+    # handled to the end in the other environment
+    replaced = replace_before_put(
+        worker.storage.client,
+        INPUT_BUCKET,
+        "uploads/a.jpg",
+        replacement,
+        into=OUTPUT_BUCKET,
+        then=lambda: elsewhere.process(source),
+    )
     # WHEN the old photo's result lands last, over the new photo's: its message fails, for a retry
     with pytest.raises(ObjectChanged):
         worker.process(source)
-    new_etag, outcome_elsewhere = meanwhile
-    assert outcome_elsewhere == "written"
+    new_etag = replaced["etag"]
+    assert replaced["meanwhile"] == "written"
     # THEN the retry puts the new photo's cut-out back, and a later delivery finds it up to date
     assert worker.process(source) == "written"
     stored = s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/uploads/a.jpg.png")
