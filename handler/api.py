@@ -67,7 +67,9 @@ def _link(
     key = result_key(settings.output_prefix, source, request.options, source_etag=source_etag)
     location = ObjectRef(settings.output_bucket, key)
     version = result_version(model_path)
-    made_from = {"source": source} if source_etag is None else {"source": source, SOURCE_ETAG: source_etag}
+    made_from = {"source": source}
+    if source_etag is not None:
+        made_from[SOURCE_ETAG] = source_etag
     metadata = result_metadata(made_from, request.options, model=MODEL_NAME, version=version)
     storage.put(location.bucket, location.key, result.data, content_type=result.media_type, metadata=metadata)
     url = storage.presign_get(location.bucket, location.key, expires_in=settings.url_expires_in)
