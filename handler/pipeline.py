@@ -118,12 +118,12 @@ def segment(
         image = decode.decode(data, max_pixels=max_pixels)
         seen = imaging.flatten(image)
         stopwatch.lap("decode")
-        small_mask = segmenter.predict_small(seen, release_memory=release_memory, lap=stopwatch.lap)
+        small_mask = segmenter.predict_small(seen, release_memory=release_memory, strips=strips, lap=stopwatch.lap)
         mask = upsample(small_mask, image.size)
         stopwatch.lap("upsampling")
     else:
         stopwatch.lap("decode")
-        small_mask = segmenter.predict_small(preview, release_memory=release_memory, lap=stopwatch.lap)
+        small_mask = segmenter.predict_small(preview, release_memory=release_memory, strips=strips, lap=stopwatch.lap)
         del preview
         # The full-size decode and the mask's upsampling need nothing of each other: side by
         # side on two cores, the upsampling is hidden in the decode's time.

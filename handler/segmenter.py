@@ -14,6 +14,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from .parallel import SERIAL, StripPool
+
 INPUT_SIZE = 320
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -24,9 +26,32 @@ MODEL_NAME = "u2netp"
 SPINNING = False
 
 
-def model_input(image: Image.Image) -> np.ndarray:
+def _resized(image: Image.Image, strips: StripPool) -> np.ndarray:
+    """The image at 320x320 as a uint8 array: Pillow's ``resize(..., LANCZOS, reducing_gap=2.0)``
+    written out, so that its LANCZOS step runs in two halves of output rows on two cores.
+
+    Pillow first box-reduces by a whole factor while the image stays at least twice the target,
+    then resizes what is left of the box. Each half is resized from the whole reduced image with
+    the box of its rows, and reads across the seam as one resize does: the halves are one
+    resize's rows (on 2 sizes of 93 tried, a box edge's rounding moved pixels by one level). The
+    resize was a fifth of a 512 px photo's time besides inference; in halves it takes a third less.
+    """
+    if image.height < INPUT_SIZE:  # enlarged from boxes, rows came out up to 50 levels off one resize's
+        return np.asarray(image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0))
+    factor = (max(1, int(image.width / INPUT_SIZE / 2)), max(1, int(image.height / INPUT_SIZE / 2)))
+    reduced = image.reduce(factor) if factor != (1, 1) else image
+    width, height = image.width / factor[0], image.height / factor[1]  # the box in the reduced image
+
+    def half(rows: slice) -> np.ndarray:
+        box = (0, rows.start * height / INPUT_SIZE, width, rows.stop * height / INPUT_SIZE)
+        return np.asarray(reduced.resize((INPUT_SIZE, rows.stop - rows.start), Image.Resampling.LANCZOS, box=box))
+
+    return np.concatenate(strips.over_rows(half, INPUT_SIZE, INPUT_SIZE // 2))
+
+
+def model_input(image: Image.Image, *, strips: StripPool = SERIAL) -> np.ndarray:
     """The 1x3x320x320 float32 tensor for an RGB image of any size."""
-    small = np.asarray(image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0))
+    small = _resized(image, strips)
     # (pixel / max - mean) / std as one multiply and one subtract per channel, written straight
     # into the planar layout: a tenth of the time of four passes over a float copy.
     scale = (1.0 / (max(int(small.max()), 1) * STD)).astype(np.float32)
@@ -77,15 +102,21 @@ class Segmenter:
         return prediction
 
     def predict_small(
-        self, image: Image.Image, *, release_memory: bool = False, lap: Callable[[str], None] = lambda stage: None
+        self,
+        image: Image.Image,
+        *,
+        release_memory: bool = False,
+        strips: StripPool = SERIAL,
+        lap: Callable[[str], None] = lambda stage: None,
     ) -> np.ndarray:
         """The 320x320 float32 saliency map in [0, 1] for an RGB image.
 
         :param release_memory: give the model's working memory back to the OS afterwards.
+        :param strips: the pool that makes the model's input (the same input with any pool).
         :param lap: called with "model input" once the tensor is made and with "inference" once
             the model has run, so that a caller can time the two apart.
         """
-        tensor = model_input(image)
+        tensor = model_input(image, strips=strips)
         lap("model input")
         prediction = self.run(tensor, release_memory=release_memory)
         lap("inference")

@@ -5,6 +5,7 @@ import pytest
 from helpers import assert_masks_close, encode, example_photo, pipeline_mask
 from PIL import Image
 
+from handler.parallel import StripPool
 from handler.segmenter import INPUT_SIZE, MEAN, STD, model_input, normalise
 
 
@@ -27,6 +28,19 @@ def test_model_input_follows_the_recipe_on_a_real_photo():
     expected = ((small / small.max() - MEAN) / STD).transpose(2, 0, 1)[np.newaxis]
 
     assert np.abs(model_input(photo) - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("size", [(512, 512), (1920, 1080), (3024, 4032)])
+def test_model_input_made_in_two_halves_on_two_cores_is_one_resizes(size):
+    # 512 px: LANCZOS alone; 1920x1080 and 12 MP: a box reduce first (by 3x1 and 4x6).
+    photo = example_photo("coffee", size)
+    whole = np.asarray(photo.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0), np.float32)
+    expected = ((whole / whole.max() - MEAN) / STD).transpose(2, 0, 1)[np.newaxis]
+
+    one_core, two_cores = model_input(photo), model_input(photo, strips=StripPool(2))
+
+    assert np.array_equal(one_core, two_cores)
+    assert np.abs(two_cores - expected).max() < 1e-5
 
 
 def test_model_input_of_a_black_image_does_not_divide_by_zero():
