@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import TooLarge
-from .parallel import SERIAL, StripPool, strip_rows
+from .parallel import SERIAL, StripPool, row_strips, strip_rows
 from .png import encode_png
 
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -19,18 +19,16 @@ CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
 CROP_MARGIN = 0.02  # of the subject box's longer side
 
 
-def to_array(image: Image.Image, *, strips: StripPool = SERIAL) -> np.ndarray:
+def to_array(image: Image.Image) -> np.ndarray:
     """The image's pixels as a new HxWxC uint8 array, copied strip by strip.
 
-    ``np.asarray(image)`` goes through one full-size ``tobytes``, which holds the GIL: at 12 MP
-    38 ms of CPU, where crops of 128 rows take 11 ms in all and spread over the cores.
+    ``np.asarray(image)`` goes through one full-size ``tobytes``: at 12 MP 38 ms, where crops
+    of 128 rows take 9 ms in all. The crops hold the GIL, so they stay on one core: on two
+    threads they took 8 ms at 12 MP, and at 512 px 0.4 ms instead of 0.16 in hand-offs.
     """
     pixels = np.empty((image.height, image.width, len(image.getbands())), dtype=np.uint8)
-
-    def copy(rows: slice) -> None:
+    for rows in row_strips(image.height, strip_rows(image.width)):
         pixels[rows] = np.asarray(image.crop((0, rows.start, image.width, rows.stop))).reshape(pixels[rows].shape)
-
-    strips.over_rows(copy, image.height, strip_rows(image.width))
     return pixels
 
 

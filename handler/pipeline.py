@@ -160,7 +160,7 @@ def remove_background(
     # The model sees transparent sources over white, but the output keeps their own colours:
     # flattened colours would lighten every semi-transparent pixel.
     photo = image if image.mode == "RGB" else image.convert("RGB")
-    rgb = imaging.to_array(photo, strips=strips)
+    rgb = imaging.to_array(photo)
     source_alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
     icc_profile = None if options.mask else decode.rgb_profile(image)  # a mask is no colour to tag
     input_pixels = image.width * image.height

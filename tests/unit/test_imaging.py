@@ -7,7 +7,6 @@ from PIL import Image
 
 from handler import imaging
 from handler.errors import TooLarge
-from handler.parallel import StripPool
 
 
 def test_flatten_composites_rgba_onto_the_colour():
@@ -170,7 +169,7 @@ def test_webp_or_jpeg_longer_than_its_limit_is_too_large(image_format, shape, wo
 def test_to_array_copies_the_pixels_strip_by_strip(mode):
     image = example_photo("chelsea", (301, 517)).convert(mode)  # 517 rows: strips of 128 and a short last one
 
-    pixels = imaging.to_array(image, strips=StripPool(2))
+    pixels = imaging.to_array(image)
 
     assert np.array_equal(pixels.reshape(np.asarray(image).shape), np.asarray(image))
     assert pixels.flags.writeable
