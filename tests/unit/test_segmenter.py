@@ -32,7 +32,8 @@ def test_model_input_follows_the_recipe_on_a_real_photo():
 
 @pytest.mark.parametrize("size", [(512, 512), (1920, 1080), (3024, 4032)])
 def test_model_input_made_in_two_halves_on_two_cores_is_one_resizes(size):
-    # 512 px: LANCZOS alone; 1920x1080 and 12 MP: a box reduce first (by 3x1 and 4x6).
+    # 512 px: LANCZOS alone; 1920x1080 and 12 MP: a box reduce first (by 3x1 and 4x6). At these
+    # sizes Pillow takes its passes in the same order for a half as for the whole.
     photo = example_photo("coffee", size)
     whole = np.asarray(photo.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0), np.float32)
     expected = ((whole / whole.max() - MEAN) / STD).transpose(2, 0, 1)[np.newaxis]
