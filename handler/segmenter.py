@@ -33,11 +33,11 @@ def _resized(image: Image.Image, strips: StripPool) -> np.ndarray:
     Pillow first box-reduces by a whole factor while the image stays at least twice the target,
     then resizes what is left of the box. Each half is resized from the whole reduced image with
     the box of its rows, and reads across the seam as one resize does. The halves are one
-    resize's rows unless Pillow takes its two passes in the other order for a half: it runs the
-    vertical one first when the height shrinks much more than the width, judged against the
-    whole image's height. Then they differ by a few levels (9 of 83 photos tried: up to 5,
-    mean at most 0.2). Either way they are the same on any pool. The resize was a fifth of a
-    512 px photo's time besides inference; in halves it takes a third less.
+    resize's rows unless Pillow runs its two passes in the other order for a half than for the
+    whole (Pillow 13 runs the vertical one first when the height shrinks much more than the
+    width); then they differ by a few levels (9 of 83 photos tried: up to 5, mean at most 0.2).
+    Either way they are the same on any pool. The resize was a fifth of a 512 px photo's time
+    besides inference; in halves it takes a third less.
     """
     if image.height < INPUT_SIZE:  # enlarged from boxes, rows came out up to 50 levels off one resize's
         return np.asarray(image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0))

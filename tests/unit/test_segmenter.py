@@ -31,7 +31,7 @@ def test_model_input_follows_the_recipe_on_a_real_photo():
 
 
 @pytest.mark.parametrize("size", [(512, 512), (1920, 1080), (3024, 4032)])
-def test_model_input_made_in_two_halves_on_two_cores_is_one_resizes(size):
+def test_model_input_in_two_halves_is_the_same_on_two_cores_and_one_resizes_rows(size):
     # 512 px: LANCZOS alone; 1920x1080 and 12 MP: a box reduce first (by 3x1 and 4x6). At these
     # sizes Pillow takes its passes in the same order for a half as for the whole.
     photo = example_photo("coffee", size)
