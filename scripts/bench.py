@@ -16,9 +16,8 @@ keeps its threads): "one core / all" is what the pool buys. Our side reports the
 of each stage of the pipeline, so the model's own time inside a cut-out is set against the
 inference alone too (a request runs it colder than back-to-back runs do). A separate figure
 times a small photo right after a 12 MP one, which pays for the model's memory that the big
-photo handed back. Peak RSS and cold
-start are measured in fresh processes. Prints tables and writes bench-results/bench.json
-with every figure and the pass/fail of each target.
+photo handed back. Peak RSS and cold start are measured in fresh processes. Prints tables
+and writes bench-results/bench.json with every figure and the pass/fail of each target.
 """
 
 import argparse
