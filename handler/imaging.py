@@ -15,7 +15,7 @@ from .png import encode_png
 
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 MAX_SIDES = {"webp": 16383, "jpeg": 65500}  # what libwebp and libjpeg can hold; PNG has no such limit
-CROP_THRESHOLD = 8  # alpha below ~3% does not count as subject when cropping
+CROP_THRESHOLD = 8  # alpha up to ~3% is haze, not subject: the crop ignores it, settle clears it
 CROP_MARGIN = 0.02  # of the subject box's longer side
 
 
@@ -55,6 +55,19 @@ def harden(mask: np.ndarray, *, low: int = 26, high: int = 230) -> np.ndarray:
     # A 256-entry table: one lookup per pixel instead of float arithmetic over the whole mask.
     stretched = (np.arange(256, dtype=np.float32) - low) * (255.0 / (high - low))
     return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)[mask]
+
+
+def settle(mask: np.ndarray) -> np.ndarray:
+    """The mask with values at or below ``CROP_THRESHOLD`` made 0, as near 255 made 255, and
+    the rest stretched to meet them (``harden`` at 8 and 247: 0.5 stays at 0.5).
+
+    U²-NetP leaves a haze of alpha 1-8 over the background of a photo it sees near its own
+    size. No human mask has it and the crop does not count it as subject, but its colours
+    cost PNG bytes: SOD-sized cut-outs were a median 1.06 of rembg's, and are 0.95 settled.
+    The outline is the same, so boundary F and maxFβ are too, and MAE falls (SOD 0.1291 to
+    0.1275, hires 0.0840 to 0.0823). Refinement settles the masks it shapes itself.
+    """
+    return harden(mask, low=CROP_THRESHOLD, high=255 - CROP_THRESHOLD)
 
 
 def subject_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -172,6 +172,8 @@ def remove_background(
         stopwatch.lap("refinement")
     if options.hard:
         mask = imaging.harden(mask)
+    elif not refine_edges:  # refinement settles the ends of the masks it refines
+        mask = imaging.settle(mask)
     if clean_colours:
         rgb = refine.foreground_colours(rgb, mask, guide, strips=strips)
         stopwatch.lap("colour clean-up")

@@ -6,7 +6,8 @@
     python scripts/eval.py --megapixels 12 dir   # photos smaller than 12 MP upscaled to it first
 
 Each image is segmented once (the pipeline's own decode, preview and upsample); each
-variant then shapes that mask as the pipeline does (refine, then hard) and, where a
+variant then shapes that mask as the pipeline does (settled where it is not refined, or
+refine, then hard) and, where a
 ground-truth mask exists, is scored against it: MAE, maxFβ (β² = 0.3) and boundary F
 (edges at 0.5 within 0.75% of the diagonal). The time column is the variant's own cost
 per image, on top of segmentation, whose time is printed once per set.
@@ -51,6 +52,7 @@ SHEET_PHOTOS = 3
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic"}
 VARIANTS = {
     "plain": lambda photo, mask: mask,
+    "settled": lambda photo, mask: imaging.settle(mask),  # what the pipeline makes of a mask it does not refine
     "refine": lambda photo, mask: refine.refine_mask(mask, refine.working_photo(photo)),
     "hard": lambda photo, mask: imaging.harden(mask),
     "refine+hard": lambda photo, mask: imaging.harden(refine.refine_mask(mask, refine.working_photo(photo))),

@@ -49,6 +49,17 @@ def test_harden_snaps_the_ends_and_stretches_the_middle():
     assert np.all(np.diff(hard.astype(int)) >= 0), "hardening must keep the order of mask values"
 
 
+def test_settle_clears_the_haze_and_keeps_the_outline():
+    values = np.arange(256, dtype=np.uint8)
+
+    settled = imaging.settle(values)
+
+    assert not settled[: imaging.CROP_THRESHOLD + 1].any(), "what the crop does not count as subject is 0"
+    assert (settled[255 - imaging.CROP_THRESHOLD :] == 255).all()
+    assert np.array_equal(settled >= 128, values >= 128), "the outline at 0.5 must not move"
+    assert np.all(np.diff(settled.astype(int)) >= 0), "settling must keep the order of mask values"
+
+
 def test_subject_box_adds_a_margin_and_ignores_faint_values():
     mask = np.zeros((200, 300), np.uint8)
     mask[50:150, 100:200] = 255

@@ -268,6 +268,26 @@ def test_hard_makes_the_mask_crisper_without_moving_it(run, mask):
     assert np.mean((hard > 127) != (mask > 127)) < 0.002, "hardening must not move the subject's outline"
 
 
+def test_an_unrefined_mask_loses_the_models_haze_but_not_its_outline(run, mask, segmenter):
+    # GIVEN the model's own mask of the photo, upsampled: a haze of alpha 1-8 lies over the table
+    photo = example_photo("coffee")
+    model = segmenter.predict(photo)
+    haze = (model > 0) & (model <= imaging.CROP_THRESHOLD)
+    assert np.count_nonzero(haze) > 1000
+    # THEN the pipeline's mask (refinement is off at this size) has none of it, and what was as
+    # near 255 is 255
+    assert not mask[haze].any()
+    assert (mask[model >= 255 - imaging.CROP_THRESHOLD] == 255).all()
+    # AND the same outline, and the cut-out's alpha is that mask
+    assert np.array_equal(mask >= 128, model >= 128)
+    cutout = run(Options())
+    assert np.array_equal(np.asarray(open_result(cutout.data))[..., 3], mask)
+    # AND the haze's colours no longer cost the PNG
+    hazy = imaging.encode(imaging.cutout(np.asarray(photo), model), "png")
+    print(f"PNG without the haze: {len(cutout.data) / len(hazy):.3f} of the PNG with it")
+    assert len(cutout.data) < len(hazy)
+
+
 def test_same_input_gives_the_same_output(segmenter, coffee, run):
     again = remove_background(coffee, Options(), segmenter=segmenter, max_pixels=LIMIT)
 

@@ -7,7 +7,7 @@ import pytest
 from helpers import encode, example_photo, mask_mae, open_result
 from PIL import Image
 
-from handler import decode
+from handler import decode, imaging
 from handler.options import Options
 from handler.pipeline import PREVIEW_SIDE, remove_background
 from handler.segmenter import upsample
@@ -51,12 +51,13 @@ def test_preview_path_gives_the_mask_of_the_full_decode(big_photo, segmenter):
     data = encode(big_photo, "JPEG", quality=90)
     options = Options(mask=True, refine=False)
     via_preview = np.asarray(open_result(remove_background(data, options, segmenter=segmenter, max_pixels=LIMIT).data))
-    # THEN the model saw the reduced decode: the mask is exactly the preview's, upsampled
+    # THEN the model saw the reduced decode: the mask is exactly the preview's, upsampled (and
+    # settled, as every unrefined mask is)
     preview = decode.decode_preview(decode.open_image(data, max_pixels=LIMIT), min_side=PREVIEW_SIDE)
-    assert np.array_equal(via_preview, upsample(segmenter.predict_small(preview), big_photo.size))
+    assert np.array_equal(via_preview, imaging.settle(upsample(segmenter.predict_small(preview), big_photo.size)))
     # AND it matches the mask computed from the full-size decode
     full = decode.decode(data, max_pixels=LIMIT)
-    direct = upsample(segmenter.predict_small(full), full.size)
+    direct = imaging.settle(upsample(segmenter.predict_small(full), full.size))
     assert via_preview.shape == direct.shape == (2000, 3000)
     assert mask_mae(via_preview, direct) <= 0.01  # the core's scale-invariance bound
 
