@@ -39,8 +39,9 @@ def evaluate(folder, segmenter, metrics) -> tuple[float, float]:
 
 
 def test_sod_benchmark(testdata, segmenter, metrics):
-    # Measured with this pipeline: MAE 0.1291, maxFβ 0.8236; the official recipe scores
-    # 0.136 / 0.823 on these 50 (testdata/sod/SOURCE.md), the paper 0.124 / 0.841 on all 300.
+    # Measured with this pipeline: MAE 0.1275, maxFβ 0.8236 (0.1291 before unrefined masks were
+    # settled); the official recipe scores 0.136 / 0.823 on these 50 (testdata/sod/SOURCE.md), the
+    # paper 0.124 / 0.841 on all 300.
     mae, max_f = evaluate(testdata("sod"), segmenter, metrics)
 
     print(f"sod: MAE {mae:.4f}, maxFβ {max_f:.4f}")
