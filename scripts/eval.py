@@ -6,11 +6,10 @@
     python scripts/eval.py --megapixels 12 dir   # photos smaller than 12 MP upscaled to it first
 
 Each image is segmented once (the pipeline's own decode, preview and upsample); each
-variant then shapes that mask as the pipeline does (settled where it is not refined, or
-refine, then hard) and, where a
-ground-truth mask exists, is scored against it: MAE, maxFβ (β² = 0.3) and boundary F
-(edges at 0.5 within 0.75% of the diagonal). The time column is the variant's own cost
-per image, on top of segmentation, whose time is printed once per set.
+variant then shapes that mask as the pipeline does (settled, as where it does not refine;
+refine, then hard) and, where a ground-truth mask exists, is scored against it: MAE, maxFβ
+(β² = 0.3) and boundary F (edges at 0.5 within 0.75% of the diagonal). The time column is
+the variant's own cost per image, on top of segmentation, whose time is printed once per set.
 
 Then, for plain and refine, two figures that need no ground truth, inside the plain
 mask's uncertain band (values 6-249), in levels:
