@@ -170,10 +170,7 @@ def remove_background(
     if refine_edges:
         mask = refine.refine_mask(mask, guide, strips=strips)
         stopwatch.lap("refinement")
-    if options.hard:
-        mask = imaging.harden(mask)
-    elif not refine_edges:  # refinement settles the ends of the masks it refines
-        mask = imaging.settle(mask)
+    mask = imaging.harden(mask) if options.hard else imaging.settle(mask)  # hard settles more
     if clean_colours:
         rgb = refine.foreground_colours(rgb, mask, guide, strips=strips)
         stopwatch.lap("colour clean-up")

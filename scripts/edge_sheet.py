@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from handler import refine
+from handler import imaging, refine
 
 CROP = 96  # full-resolution pixels per 1:1 tile
 ZOOM = 4
@@ -29,12 +29,12 @@ class Edge:
         """The crop around the photo's strongest edge inside the mask's uncertain band."""
         rgb = np.asarray(photo)
         guide = refine.working_photo(photo)
-        refined = refine.refine_mask(mask, guide)
+        plain, refined = imaging.settle(mask), imaging.settle(refine.refine_mask(mask, guide))
         top, left = _edge_corner(photo, mask)
         window = (slice(top, top + CROP), slice(left, left + CROP))
         return cls(
             name,
-            plain=(refine.foreground_colours(rgb, mask, guide)[window], mask[window]),
+            plain=(refine.foreground_colours(rgb, plain, guide)[window], plain[window]),
             refined=(refine.foreground_colours(rgb, refined, guide)[window], refined[window]),
         )
 

@@ -6,12 +6,12 @@
     python scripts/eval.py --megapixels 12 dir   # photos smaller than 12 MP upscaled to it first
 
 Each image is segmented once (the pipeline's own decode, preview and upsample); each
-variant then shapes that mask as the pipeline does (settled, as where it does not refine;
-refine, then hard) and, where a ground-truth mask exists, is scored against it: MAE, maxFβ
+variant then shapes that mask as the pipeline does (settled, refined then settled, or
+hardened) and, where a ground-truth mask exists, is scored against it: MAE, maxFβ
 (β² = 0.3) and boundary F (edges at 0.5 within 0.75% of the diagonal). The time column is
 the variant's own cost per image, on top of segmentation, whose time is printed once per set.
 
-Then, for plain and refine, two figures that need no ground truth, inside the plain
+Then, for plain, settled and refine, two figures that need no ground truth, inside the plain
 mask's uncertain band (values 6-249), in levels:
   grain:  the photo against the same photo with Gaussian grain (sigma 4 levels): mean
           |alpha difference|, and the mean |Laplacian| of the grainy photo's alpha.
@@ -52,11 +52,11 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".h
 VARIANTS = {
     "plain": lambda photo, mask: mask,
     "settled": lambda photo, mask: imaging.settle(mask),  # what the pipeline makes of a mask it does not refine
-    "refine": lambda photo, mask: refine.refine_mask(mask, refine.working_photo(photo)),
+    "refine": lambda photo, mask: imaging.settle(refine.refine_mask(mask, refine.working_photo(photo))),
     "hard": lambda photo, mask: imaging.harden(mask),
     "refine+hard": lambda photo, mask: imaging.harden(refine.refine_mask(mask, refine.working_photo(photo))),
 }
-ROBUSTNESS_VARIANTS = ("plain", "refine")
+ROBUSTNESS_VARIANTS = ("plain", "settled", "refine")
 
 
 def photos(folder: Path) -> list[tuple[Path, Path | None]]:

@@ -12,9 +12,9 @@ import pytest
 from helpers import EXAMPLES, assert_masks_close, encode, example_photo, open_result
 from PIL import Image
 
-from handler import imaging
+from handler import imaging, refine
 from handler.options import Options
-from handler.pipeline import RESULT_CODE, module_code, remove_background, result_version
+from handler.pipeline import RESULT_CODE, module_code, remove_background, result_version, segment
 from handler.settings import BUNDLED_MODEL
 
 LIMIT = 40_000_000
@@ -286,6 +286,18 @@ def test_an_unrefined_mask_loses_the_models_haze_but_not_its_outline(run, mask, 
     hazy = imaging.encode(imaging.cutout(np.asarray(photo), model), "png")
     print(f"PNG without the haze: {len(cutout.data) / len(hazy):.3f} of the PNG with it")
     assert len(cutout.data) < len(hazy)
+
+
+def test_a_refined_mask_is_settled_too(segmenter):
+    # GIVEN a photo big enough to be refined, and its refined mask as refinement alone gives it
+    data = encode(example_photo("coffee", (1200, 800)), "JPEG", quality=90)
+    _, seen, mask = segment(data, segmenter=segmenter, max_pixels=LIMIT)
+    refined = refine.refine_mask(mask, refine.working_photo(seen))
+    assert np.any((refined > 0) & (refined <= imaging.CROP_THRESHOLD)), "refinement left some haze to settle"
+    # THEN the pipeline's mask is that one settled: no haze left, the same outline
+    result = np.asarray(open_result(remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=LIMIT).data))
+    assert np.array_equal(result, imaging.settle(refined))
+    assert np.array_equal(result >= 128, refined >= 128)
 
 
 def test_same_input_gives_the_same_output(segmenter, coffee, run):
