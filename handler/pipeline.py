@@ -97,6 +97,15 @@ def _shrink(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[
     return small[..., :3], small[..., 3]
 
 
+def shape_mask(mask: np.ndarray, guide: refine.Guide | None, *, hard: bool = False, strips: StripPool = SERIAL) -> np.ndarray:
+    """The mask a cut-out carries: moved towards the photo's edges where there is a ``guide``
+    (``refine.working_photo`` of the photo), then settled, or hardened, which settles more.
+    Evaluation and the edge contact sheet shape their masks here too, so they measure this."""
+    if guide is not None:
+        mask = refine.refine_mask(mask, guide, strips=strips)
+    return imaging.harden(mask) if hard else imaging.settle(mask)
+
+
 def segment(
     data: bytes, *, segmenter: Segmenter, max_pixels: int, strips: StripPool = SERIAL, stopwatch: Stopwatch | None = None
 ) -> tuple[Image.Image, Image.Image, np.ndarray]:
@@ -167,10 +176,9 @@ def remove_background(
     # The arrays hold what is needed: the 36 MB of a 12 MP decode go before the full-resolution steps.
     del photo, image
     stopwatch.lap("decode")  # the pixels as an array and at the working size: products of the decode
+    mask = shape_mask(mask, guide if refine_edges else None, hard=options.hard, strips=strips)
     if refine_edges:
-        mask = refine.refine_mask(mask, guide, strips=strips)
         stopwatch.lap("refinement")
-    mask = imaging.harden(mask) if options.hard else imaging.settle(mask)  # hard settles more
     if clean_colours:
         rgb = refine.foreground_colours(rgb, mask, guide, strips=strips)
         stopwatch.lap("colour clean-up")

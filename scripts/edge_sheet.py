@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from handler import imaging, refine
+from handler import pipeline, refine
 
 CROP = 96  # full-resolution pixels per 1:1 tile
 ZOOM = 4
@@ -29,7 +29,7 @@ class Edge:
         """The crop around the photo's strongest edge inside the mask's uncertain band."""
         rgb = np.asarray(photo)
         guide = refine.working_photo(photo)
-        plain, refined = imaging.settle(mask), imaging.settle(refine.refine_mask(mask, guide))
+        plain, refined = pipeline.shape_mask(mask, None), pipeline.shape_mask(mask, guide)
         top, left = _edge_corner(photo, mask)
         window = (slice(top, top + CROP), slice(left, left + CROP))
         return cls(

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import edge_sheet  # noqa: E402
 import metrics  # noqa: E402
 
-from handler import decode, imaging, pipeline, refine  # noqa: E402
+from handler import decode, pipeline, refine  # noqa: E402
 from handler.segmenter import Segmenter  # noqa: E402
 from handler.settings import BUNDLED_MODEL, available_cpus  # noqa: E402
 
@@ -49,12 +49,12 @@ DETAIL_UPSCALE = 10
 DETAIL_MAX_PIXELS = 12_000_000
 SHEET_PHOTOS = 3
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic"}
-VARIANTS = {
+VARIANTS = {  # the model's mask as it is, then as the pipeline shapes it for each mask option
     "plain": lambda photo, mask: mask,
-    "settled": lambda photo, mask: imaging.settle(mask),  # what the pipeline makes of a mask it does not refine
-    "refine": lambda photo, mask: imaging.settle(refine.refine_mask(mask, refine.working_photo(photo))),
-    "hard": lambda photo, mask: imaging.harden(mask),
-    "refine+hard": lambda photo, mask: imaging.harden(refine.refine_mask(mask, refine.working_photo(photo))),
+    "settled": lambda photo, mask: pipeline.shape_mask(mask, None),
+    "refine": lambda photo, mask: pipeline.shape_mask(mask, refine.working_photo(photo)),
+    "hard": lambda photo, mask: pipeline.shape_mask(mask, None, hard=True),
+    "refine+hard": lambda photo, mask: pipeline.shape_mask(mask, refine.working_photo(photo), hard=True),
 }
 ROBUSTNESS_VARIANTS = ("plain", "settled", "refine")
 

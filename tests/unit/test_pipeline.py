@@ -14,7 +14,7 @@ from PIL import Image
 
 from handler import imaging, refine
 from handler.options import Options
-from handler.pipeline import RESULT_CODE, module_code, remove_background, result_version, segment
+from handler.pipeline import RESULT_CODE, module_code, remove_background, result_version, segment, shape_mask
 from handler.settings import BUNDLED_MODEL
 
 LIMIT = 40_000_000
@@ -298,6 +298,8 @@ def test_a_refined_mask_is_settled_too(segmenter):
     result = np.asarray(open_result(remove_background(data, Options(mask=True), segmenter=segmenter, max_pixels=LIMIT).data))
     assert np.array_equal(result, imaging.settle(refined))
     assert np.array_equal(result >= 128, refined >= 128)
+    # AND it is shape_mask's, so eval and the contact sheet measure what the pipeline ships
+    assert np.array_equal(result, shape_mask(mask, refine.working_photo(seen)))
 
 
 def test_same_input_gives_the_same_output(segmenter, coffee, run):
