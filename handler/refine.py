@@ -41,6 +41,12 @@ LEVEL_KNEE = 0.3
 # maxF on hires (-0.0025), the levelled mask itself left hires MAE above plain U²-NetP's.
 TARGET_STEEPNESS = 1.25
 BAND = (5, 250)  # within 2% of 0 or 255 counts as settled: neither refined nor recoloured
+# The move fades in over this many levels of the model's mask from each end of BAND, so the
+# refined band meets the settled pixels around it without a step: one level inside, a pixel
+# moves at most 255 / BAND_FADE = 8 levels, what settling counts as haze. Moved in full up to
+# the ends, band pixels jumped up to ~70 levels from their settled neighbours, and the jumps
+# lined up into stair-stepped lines along the band (at 4:1, on a rope's edge and a saucer's rim).
+BAND_FADE = 32
 SHIFTED_SUM_RADIUS = 3  # box filters this small are cheaper as shifted sums than as running sums
 COLOUR_RADII = (0.25, 0.02)  # blur-fusion radii as fractions of the working long side
 
@@ -240,12 +246,15 @@ def _edge_field(guide: Guide, levelled: Image.Image, weight: float) -> np.ndarra
 def _refined_rows(
     rows: slice, mask: np.ndarray, levelled: np.ndarray, edge: np.ndarray, grid: _Grid, weight: float
 ) -> np.ndarray:
-    """Rows of the refined mask: the levelled mask, its uncertain band moved towards ``edge``."""
+    """Rows of the refined mask: the levelled mask, its uncertain band moved towards ``edge``
+    (by ``weight``, faded in from the band's ends)."""
     refined = levelled[rows].copy()
     flat = _unsure(mask, rows)
     if flat.size:
         before = refined.ravel()[flat].astype(np.float32)
-        moved = before + weight * (grid.sample(edge, rows, flat) - before)
+        coarse = mask[rows].ravel()[flat].astype(np.float32)
+        share = np.minimum(np.minimum(coarse - BAND[0], BAND[1] - coarse) * np.float32(weight / BAND_FADE), np.float32(weight))
+        moved = before + share * (grid.sample(edge, rows, flat) - before)
         refined.ravel()[flat] = np.clip(np.rint(moved), 0.0, 255.0).astype(np.uint8)
     return refined
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 
 from handler import imaging, refine
 from handler.options import Options
-from handler.pipeline import remove_background
+from handler.pipeline import remove_background, shape_mask
 from handler.segmenter import upsample
 
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 40), (20, 20, 230)
@@ -86,8 +86,10 @@ def test_refine_moves_a_soft_edge_towards_the_photo_edge(metrics):
     flat = np.full_like(rgb, 128)
     unguided = refine.refine_mask(mask, guide(flat))
 
+    # Measured: 0.0040 against the mask's 0.0058 and the unguided 0.0066 (0.0041 and 0.0071
+    # before the move faded in from the band's ends, which helps the unguided mask more)
     assert metrics.mae(refined, truth) < 0.8 * metrics.mae(mask, truth)
-    assert metrics.mae(refined, truth) < 0.6 * metrics.mae(unguided, truth)
+    assert metrics.mae(refined, truth) < 0.65 * metrics.mae(unguided, truth)
 
 
 def soft_photo(size=(2400, 1800)) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +116,31 @@ def test_grain_does_not_become_alpha_texture(metrics):
     # (before issue 16): 5.9 levels, texture 3.0 -> 26.5.
     assert change <= 1.0
     assert texture["grain"] <= texture["clean"] + 0.5
+
+
+def test_the_refined_band_meets_the_settled_pixels_around_it_without_a_step(segmenter, metrics):
+    # GIVEN a real photo at 5 MP with grain (the coffee example upscaled) and the model's mask
+    photo = Image.fromarray(metrics.with_grain(np.asarray(example_photo("coffee", (2739, 1826))), seed=1))
+    mask = upsample(segmenter.predict_small(photo), photo.size)
+    # WHEN it is shaped with and without refinement, as the pipeline does
+    refined = shape_mask(mask, refine.working_photo(photo)).astype(np.int16)
+    plain = shape_mask(mask, None).astype(np.int16)
+    # THEN where a pixel inside the band borders one outside it, the refined alpha steps from one
+    # to the other no more than a few levels beyond what the plain mask's steps are (the model's
+    # own slope, steepened by refinement's level curve)
+    inside = (mask > refine.BAND[0]) & (mask < refine.BAND[1])
+    excess = []
+    for axis in (0, 1):
+        crossing = np.diff(inside, axis=axis)
+        step = np.abs(np.diff(refined, axis=axis)) - 2 * np.abs(np.diff(plain, axis=axis))
+        excess.append(step[crossing])
+    excess = np.concatenate(excess)
+    print(f"{excess.size} crossings; over twice the plain step by 8+: {np.count_nonzero(excess > 8)}, at most {excess.max()}")
+    # Measured: 11 of 14,534 over 8, at most 11. Moved in full up to the band's ends (before
+    # BAND_FADE): 4,745 over 8, up to 65 levels, in stair-stepped lines along the band.
+    assert excess.size > 10_000
+    assert np.count_nonzero(excess > 8) <= excess.size // 100
+    assert excess.max() <= 24
 
 
 def test_colour_clean_up_adds_no_grain_to_near_opaque_pixels(metrics):
