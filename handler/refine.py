@@ -244,16 +244,15 @@ def _edge_field(guide: Guide, levelled: Image.Image, weight: float) -> np.ndarra
 
 
 def _refined_rows(
-    rows: slice, mask: np.ndarray, levelled: np.ndarray, edge: np.ndarray, grid: _Grid, weight: float
+    rows: slice, mask: np.ndarray, levelled: np.ndarray, edge: np.ndarray, grid: _Grid, shares: np.ndarray
 ) -> np.ndarray:
     """Rows of the refined mask: the levelled mask, its uncertain band moved towards ``edge``
-    (by ``weight``, faded in from the band's ends)."""
+    by the share ``_shares`` gives each value of the model's mask."""
     refined = levelled[rows].copy()
     flat = _unsure(mask, rows)
     if flat.size:
         before = refined.ravel()[flat].astype(np.float32)
-        coarse = mask[rows].ravel()[flat].astype(np.float32)
-        share = np.minimum(np.minimum(coarse - BAND[0], BAND[1] - coarse) * np.float32(weight / BAND_FADE), np.float32(weight))
+        share = shares.take(mask[rows].ravel().take(flat))
         moved = before + share * (grid.sample(edge, rows, flat) - before)
         refined.ravel()[flat] = np.clip(np.rint(moved), 0.0, 255.0).astype(np.uint8)
     return refined
@@ -263,6 +262,14 @@ def _levels(knee: float) -> np.ndarray:
     """The 256-entry level curve that makes ``knee`` the new 0.5 and settles BAND's ends."""
     curve = ([0, BAND[0], 255 * knee, BAND[1], 255], [0, 0, 127.5, 255, 255])  # (mask in, out)
     return np.rint(np.interp(np.arange(256), *curve)).astype(np.uint8)
+
+
+def _shares(weight: float) -> np.ndarray:
+    """Per value of the model's mask, the share of the way to the photo's edge it moves:
+    ``weight``, faded in over BAND_FADE levels from each end of BAND (float32, 256 entries)."""
+    values = np.arange(256, dtype=np.float32)
+    inside = np.clip(np.minimum(values - BAND[0], BAND[1] - values) / BAND_FADE, 0.0, 1.0)
+    return (inside * weight).astype(np.float32)
 
 
 def refine_mask(mask: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL) -> np.ndarray:
@@ -286,10 +293,11 @@ def refine_mask(mask: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL) -
         return levelled.copy()
     edge = _edge_field(guide, levelled_image, weight)
     grid = _Grid.between(edge.shape, mask.shape)
+    shares = _shares(weight)
     refined = np.empty_like(levelled)
 
     def refine_strip(rows: slice) -> None:
-        refined[rows] = _refined_rows(rows, mask, levelled, edge, grid, weight)
+        refined[rows] = _refined_rows(rows, mask, levelled, edge, grid, shares)
 
     strips.over_rows(refine_strip, mask.shape[0], strip_rows(mask.shape[1], STRIP_ROWS))
     return refined
