@@ -276,7 +276,8 @@ def refine_mask(mask: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL) -
     """The HxW uint8 mask with its uncertain band moved towards the photo's own edges.
 
     Confident pixels (the coarse mask outside ``BAND``) only get the level curve, so
-    the interior and the far background cannot drift.
+    the interior and the far background cannot drift, and the band's move fades in from
+    its ends (``BAND_FADE``), so the band meets them without a step.
 
     :param mask: HxW uint8 coarse mask at the photo's size.
     :param guide: ``working_photo`` of the photo.

@@ -135,7 +135,7 @@ def test_the_refined_band_meets_the_settled_pixels_around_it_without_a_step(segm
         step = np.abs(np.diff(refined, axis=axis)) - 2 * np.abs(np.diff(plain, axis=axis))
         excess.append(step[crossing])
     excess = np.concatenate(excess)
-    print(f"{excess.size} crossings; over twice the plain step by 8+: {np.count_nonzero(excess > 8)}, at most {excess.max()}")
+    print(f"{excess.size} crossings; over twice the plain step by >8: {np.count_nonzero(excess > 8)}, at most {excess.max()}")
     # Measured: 11 of 14,534 over 8, at most 11. Moved in full up to the band's ends (before
     # BAND_FADE): 4,745 over 8, up to 65 levels, in stair-stepped lines along the band.
     assert excess.size > 10_000
