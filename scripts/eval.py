@@ -14,19 +14,23 @@ the variant's own cost per image, on top of segmentation, whose time is printed 
 Then, for plain, settled and refine, two figures that need no ground truth, inside the plain
 mask's uncertain band (values 6-249), in levels:
   grain:  the photo against the same photo with Gaussian grain (sigma 4 levels): mean
-          |alpha difference|, and the mean |Laplacian| of the grainy photo's alpha.
+          |alpha difference|, and the mean |Laplacian| of the grainy photo's alpha; beside
+          it the clean photo's, so that what the grain adds reads apart from how steep the
+          edges are (a sharper edge has the larger Laplacian with or without grain).
   detail: the photo upscaled 10x (at most to 12 MP) against the original: mean |alpha
           difference| with the upscaled alpha box-reduced back, and the mean |Laplacian|
           of the upscaled photo's alpha in its own band.
-A refinement that turns grain into texture shows up as a larger difference and Laplacian
-than plain's. ``eval-results/edges.png`` shows an edge of each of the first photos of the
-last set, grain added, plain against refined on white, black and a checkerboard.
+A refinement that turns grain into texture shows up as a larger difference than plain's,
+and as a grainy Laplacian above its clean one. ``eval-results/edges.png`` shows an edge of
+each of the first photos of the last set, grain added, plain against refined on white,
+black and a checkerboard.
 """
 
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -74,9 +78,18 @@ def upscaled(photo: Image.Image, pixels: float) -> Image.Image:
     return photo.resize((round(photo.width * factor), round(photo.height * factor)), Image.Resampling.BICUBIC)
 
 
-def _band_figures(photo: Image.Image, mask: np.ndarray, other: Image.Image, other_mask: np.ndarray, band: np.ndarray):
-    """Per variant in ROBUSTNESS_VARIANTS: (change in ``band``, texture of the other's alpha
-    in its own band), the other's alpha box-reduced to the photo's size for the change."""
+class BandFigures(NamedTuple):
+    """One variant's alpha on a photo against the same photo altered (grain added, or upscaled), in levels."""
+
+    change: float  # mean |alpha difference| in the photo's band, the altered alpha box-reduced to its size
+    texture: float  # mean |Laplacian| of the altered photo's alpha in its own band
+    own_texture: float  # the same of the photo's own alpha
+
+
+def _band_figures(
+    photo: Image.Image, mask: np.ndarray, other: Image.Image, other_mask: np.ndarray, band: np.ndarray
+) -> dict[str, BandFigures]:
+    """Per variant in ROBUSTNESS_VARIANTS: the photo's alpha against the other's."""
     other_band = metrics.uncertain_band(other_mask)
     figures = {}
     for name in ROBUSTNESS_VARIANTS:
@@ -86,18 +99,22 @@ def _band_figures(photo: Image.Image, mask: np.ndarray, other: Image.Image, othe
             if other.size == photo.size
             else np.asarray(Image.fromarray(other_alpha).resize(photo.size, Image.Resampling.BOX))
         )
-        figures[name] = (metrics.band_change(alpha, reduced, band), metrics.band_texture(other_alpha, other_band))
+        figures[name] = BandFigures(
+            metrics.band_change(alpha, reduced, band),
+            metrics.band_texture(other_alpha, other_band),
+            metrics.band_texture(alpha, band),
+        )
     return figures
 
 
-def grain_figures(segmenter: Segmenter, photo: Image.Image, *, seed: int) -> dict[str, tuple[float, float]]:
+def grain_figures(segmenter: Segmenter, photo: Image.Image, *, seed: int) -> dict[str, BandFigures]:
     """Per variant: the photo against itself with grain (see the module docstring)."""
     mask = segmenter.predict(photo)
     grainy = Image.fromarray(metrics.with_grain(np.asarray(photo), seed=seed))
     return _band_figures(photo, mask, grainy, segmenter.predict(grainy), metrics.uncertain_band(mask))
 
 
-def detail_figures(segmenter: Segmenter, photo: Image.Image) -> dict[str, tuple[float, float]]:
+def detail_figures(segmenter: Segmenter, photo: Image.Image) -> dict[str, BandFigures]:
     """Per variant: the photo against itself upscaled (see the module docstring)."""
     mask = segmenter.predict(photo)
     factor = min(DETAIL_UPSCALE, (DETAIL_MAX_PIXELS / photo.width / photo.height) ** 0.5)
@@ -130,12 +147,14 @@ def print_quality(scores: dict[str, dict[str, list]], variants: list[str]) -> No
         print(f"  boundary F of {name} against {variants[0]}: higher on {(gains > 0).sum()}, lower on {(gains < 0).sum()} photos")
 
 
-def print_robustness(figures: list[dict[str, dict[str, tuple[float, float]]]]) -> None:
-    print(f"{'variant':<12} {'grain Δ':>8} {'grain ∇²':>8} {'detail Δ':>8} {'detail ∇²':>9}   (levels, in the band)")
+def print_robustness(figures: list[dict[str, dict[str, BandFigures]]]) -> None:
+    columns = ("grain Δ", "grain ∇²", "clean ∇²", "detail Δ", "detail ∇²")
+    print(f"{'variant':<12} " + " ".join(f"{column:>9}" for column in columns) + "   (levels, in the band)")
     for name in ROBUSTNESS_VARIANTS:
-        grain = np.mean([photo["grain"][name] for photo in figures], axis=0)
-        detail = np.mean([photo["detail"][name] for photo in figures], axis=0)
-        print(f"{name:<12} {grain[0]:8.2f} {grain[1]:8.2f} {detail[0]:8.2f} {detail[1]:9.2f}")
+        grain = BandFigures(*np.mean([photo["grain"][name] for photo in figures], axis=0))
+        detail = BandFigures(*np.mean([photo["detail"][name] for photo in figures], axis=0))
+        values = (grain.change, grain.texture, grain.own_texture, detail.change, detail.texture)
+        print(f"{name:<12} " + " ".join(f"{value:9.2f}" for value in values))
 
 
 def evaluate(folder: Path, segmenter: Segmenter, variants: list[str], megapixels: float | None) -> list[edge_sheet.Edge]:

@@ -67,35 +67,40 @@ def test_refine_and_settling_are_never_worse_than_the_plain_mask(testdata, segme
     assert settled["max_f"] >= plain["max_f"] - 0.0005
 
 
-def assert_grain_robust(figures: list[dict[str, tuple[float, float]]]) -> None:
+def assert_grain_robust(evaluation, figures: list[dict]) -> None:
     """The refined alpha changes with grain by at most a level more than plain's, and has at
-    most 1.5x plain's texture, on average over ``figures`` (one per photo)."""
-    (plain_change, plain_texture), (change, texture) = (
-        np.mean([f[name] for f in figures], axis=0) for name in ("plain", "refine")
-    )
-    print(f"grain: change {plain_change:.2f} -> {change:.2f}, texture {plain_texture:.2f} -> {texture:.2f} levels")
-    assert change <= plain_change + 1.0
-    assert texture <= 1.5 * plain_texture
+    most 1.5x plain's texture, on average over ``figures`` (``grain_figures``, one per photo);
+    and grain adds next to nothing to that texture: the Laplacian also counts how steep an
+    edge is, which the clean photo's alpha has as well."""
+    plain, refined = (evaluation.BandFigures(*np.mean([f[name] for f in figures], axis=0)) for name in ("plain", "refine"))
+    print(f"grain: change {plain.change:.2f} -> {refined.change:.2f}, texture {plain.texture:.2f} -> {refined.texture:.2f}")
+    print(f"refined texture without grain: {refined.own_texture:.2f}")
+    assert refined.change <= plain.change + 1.0
+    assert refined.texture <= 1.5 * plain.texture
+    assert refined.texture <= refined.own_texture + 0.5
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        "sod",  # Measured: change 16.33 -> 17.09, texture 13.30 -> 15.93 (small photos: a narrow band)
-        "hires",  # Measured: change 2.51 -> 2.80, texture 1.53 -> 2.08
+        # Measured: change 16.33 -> 17.09, texture 13.30 -> 15.93, 15.82 without grain (small photos: a narrow band)
+        "sod",
+        "hires",  # Measured: change 2.51 -> 2.80, texture 1.53 -> 2.08, 2.13 without grain
     ],
 )
 def test_grain_does_not_become_alpha_texture_on_the_benchmarks(testdata, segmenter, evaluation, name):
     photos = [Image.open(path).convert("RGB") for path, _ in evaluation.photos(testdata(name))]
 
-    assert_grain_robust([evaluation.grain_figures(segmenter, photo, seed=seed) for seed, photo in enumerate(photos)])
+    assert_grain_robust(evaluation, [evaluation.grain_figures(segmenter, photo, seed=seed) for seed, photo in enumerate(photos)])
 
 
 # Measured at 4243x2828 and the like: change 2.91 -> 3.70, 3.89 -> 2.98, 0.85 -> 0.88;
-# texture 1.05 -> 1.23, 0.74 -> 0.59, 1.36 -> 1.99 (before issue 16, coffee's was 22.6).
+# texture 1.05 -> 1.23, 0.74 -> 0.59, 1.36 -> 1.99 (before issue 16, coffee's was 22.6); refined
+# without grain 1.31, 0.58, 1.99. Evaluated on raw pixels without the slope cap, the refined
+# texture goes from 1.43, 0.67, 2.45 without grain to 5.57, 3.52, 16.84 with it.
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
 def test_grain_does_not_become_alpha_texture_at_12_mp(segmenter, evaluation, name):
     photo = evaluation.upscaled(example_photo(name), 12e6)
     assert refine.DETAIL_SIDE < max(photo.size) / 4  # the case this guards: far more pixels than detail
 
-    assert_grain_robust([evaluation.grain_figures(segmenter, photo, seed=0)])
+    assert_grain_robust(evaluation, [evaluation.grain_figures(segmenter, photo, seed=0)])
