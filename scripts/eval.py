@@ -85,6 +85,11 @@ class BandFigures(NamedTuple):
     texture: float  # mean |Laplacian| of the altered photo's alpha in its own band
     own_texture: float  # the same of the photo's own alpha
 
+    @classmethod
+    def mean(cls, figures: list["BandFigures"]) -> "BandFigures":
+        """Each figure's mean over photos."""
+        return cls(*np.mean(figures, axis=0))
+
 
 def _band_figures(
     photo: Image.Image, mask: np.ndarray, other: Image.Image, other_mask: np.ndarray, band: np.ndarray
@@ -151,8 +156,8 @@ def print_robustness(figures: list[dict[str, dict[str, BandFigures]]]) -> None:
     columns = ("grain Δ", "grain ∇²", "clean ∇²", "detail Δ", "detail ∇²")
     print(f"{'variant':<12} " + " ".join(f"{column:>9}" for column in columns) + "   (levels, in the band)")
     for name in ROBUSTNESS_VARIANTS:
-        grain = BandFigures(*np.mean([photo["grain"][name] for photo in figures], axis=0))
-        detail = BandFigures(*np.mean([photo["detail"][name] for photo in figures], axis=0))
+        grain = BandFigures.mean([photo["grain"][name] for photo in figures])
+        detail = BandFigures.mean([photo["detail"][name] for photo in figures])
         values = (grain.change, grain.texture, grain.own_texture, detail.change, detail.texture)
         print(f"{name:<12} " + " ".join(f"{value:9.2f}" for value in values))
 

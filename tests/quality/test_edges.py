@@ -72,7 +72,7 @@ def assert_grain_robust(evaluation, figures: list[dict]) -> None:
     most 1.5x plain's texture, on average over ``figures`` (``grain_figures``, one per photo);
     and grain adds next to nothing to that texture: the Laplacian also counts how steep an
     edge is, which the clean photo's alpha has as well."""
-    plain, refined = (evaluation.BandFigures(*np.mean([f[name] for f in figures], axis=0)) for name in ("plain", "refine"))
+    plain, refined = (evaluation.BandFigures.mean([f[name] for f in figures]) for name in ("plain", "refine"))
     print(f"grain: change {plain.change:.2f} -> {refined.change:.2f}, texture {plain.texture:.2f} -> {refined.texture:.2f}")
     print(f"refined texture without grain: {refined.own_texture:.2f}")
     assert refined.change <= plain.change + 1.0
