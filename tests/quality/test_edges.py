@@ -28,11 +28,11 @@ def evaluation(repo_root):
     "name, gain",
     [
         # Measured: plain MAE 0.1291 / maxFβ 0.8236 / boundary F 0.5691; refined (and settled, as the
-        # pipeline does) 0.1255 / 0.8235 / 0.5773, higher on 31 photos, lower on 15; settled 0.1275 / 0.8236 / 0.5691.
+        # pipeline does) 0.1264 / 0.8236 / 0.5781, higher on 33 photos, lower on 13; settled 0.1275 / 0.8236 / 0.5691.
         ("sod", 0.005),
-        # Measured: plain 0.0846 / 0.9222 / 0.5918; refined 0.0818 / 0.9210 / 0.6032, higher on 2 of 3;
-        # settled 0.0829 / 0.9222 / 0.5918.
-        ("hires", 0.010),
+        # Measured: plain 0.0840 / 0.9219 / 0.5907; refined 0.0821 / 0.9212 / 0.6062, higher on 2 of 3;
+        # settled 0.0823 / 0.9219 / 0.5907. Issue 16 asks for +0.015 here.
+        ("hires", 0.015),
     ],
 )
 def test_refine_and_settling_are_never_worse_than_the_plain_mask(testdata, segmenter, evaluation, name, gain):
@@ -40,9 +40,10 @@ def test_refine_and_settling_are_never_worse_than_the_plain_mask(testdata, segme
     folder = testdata(name)
     scores = {variant: ([], [], [], []) for variant in ("plain", "refine", "settled")}
     for path, truth_path in evaluation.photos(folder):
-        photo = Image.open(path).convert("RGB")
-        truth = np.asarray(Image.open(truth_path).convert("L"))
-        mask = segmenter.predict(photo)
+        # The pipeline's own segmentation, as `make eval` measures it: a big JPEG's model input
+        # comes from its DCT-scaled decode, not from the full-size photo resized.
+        photo, mask = evaluation.load(path, None, segmenter)
+        truth = np.asarray(Image.open(truth_path).convert("L").resize(photo.size, Image.Resampling.NEAREST))
         for variant, (errors, precisions, recalls, boundaries) in scores.items():
             shaped = evaluation.VARIANTS[variant](photo, mask)
             errors.append(metrics.mae(shaped, truth))
@@ -83,9 +84,9 @@ def assert_grain_robust(evaluation, figures: list[dict]) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        # Measured: change 16.33 -> 17.09, texture 13.30 -> 15.93, 15.82 without grain (small photos: a narrow band)
+        # Measured: change 16.33 -> 17.01, texture 13.30 -> 10.51, 10.49 without grain (small photos: a narrow band)
         "sod",
-        "hires",  # Measured: change 2.51 -> 2.80, texture 1.53 -> 2.08, 2.13 without grain
+        "hires",  # Measured: change 2.51 -> 3.06, texture 1.53 -> 1.97, 2.01 without grain
     ],
 )
 def test_grain_does_not_become_alpha_texture_on_the_benchmarks(testdata, segmenter, evaluation, name):
@@ -94,9 +95,9 @@ def test_grain_does_not_become_alpha_texture_on_the_benchmarks(testdata, segment
     assert_grain_robust(evaluation, [evaluation.grain_figures(segmenter, photo, seed=seed) for seed, photo in enumerate(photos)])
 
 
-# Measured at 4243x2828 and the like: change 2.91 -> 3.70, 3.89 -> 2.98, 0.85 -> 0.88;
-# texture 1.05 -> 1.23, 0.74 -> 0.59, 1.36 -> 1.99 (before issue 16, coffee's was 22.6); refined
-# without grain 1.31, 0.58, 1.99. Evaluated on raw pixels without the slope cap, the refined
+# Measured at 4243x2828 and the like: change 2.91 -> 3.26, 3.89 -> 3.25, 0.85 -> 0.99;
+# texture 1.05 -> 1.14, 0.74 -> 0.64, 1.36 -> 1.70 (before issue 16, coffee's was 22.6); refined
+# without grain 1.21, 0.64, 1.70. Evaluated on raw pixels without the slope cap, the refined
 # texture goes from 1.43, 0.67, 2.45 without grain to 5.57, 3.52, 16.84 with it.
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
 def test_grain_does_not_become_alpha_texture_at_12_mp(segmenter, evaluation, name):
