@@ -1,7 +1,8 @@
 """One side of the benchmark, run by scripts/bench.py in a process of its own.
 
     python scripts/bench_worker.py ours|rembg serve          # then JSON requests on stdin, one a line:
-                                                             # {"photo", "refine", "one_core", "save"} or {"infer": N}
+                                                             # {"photo", "refine", "one_core", "save"}, {"infer": N}
+                                                             # or, ours only, {"decode": PHOTO}
     python scripts/bench_worker.py ours|rembg once PHOTO     # fresh process: one photo, report peak RSS
     python scripts/bench_worker.py ours|rembg cold           # import and load the model, print "ready"
     python scripts/bench_worker.py ours|rembg infer N        # time the model alone N times
@@ -52,7 +53,8 @@ def _rembg_session():
 
 
 def _load(implementation: str):
-    """(cut out: bytes, refine, one_core -> (bytes, seconds per stage), run model: tensor -> None), with the model loaded.
+    """(cut out: bytes, refine, one_core -> (bytes, seconds per stage), run model: tensor -> None,
+    full-size decode: bytes -> image, ours only), with the model loaded.
 
     ``one_core`` runs our full-resolution steps on the serial pool (the model keeps its threads).
     """
@@ -62,10 +64,13 @@ def _load(implementation: str):
         session = _rembg_session()
         inner = session.inner_session
         feed_name = inner.get_inputs()[0].name
-        return (lambda data, refine, one_core: (remove(data, session=session), {})), (
-            lambda tensor: inner.run(None, {feed_name: tensor})
+        return (
+            lambda data, refine, one_core: (remove(data, session=session), {}),
+            lambda tensor: inner.run(None, {feed_name: tensor}),
+            None,
         )
     sys.path.insert(0, str(REPO))
+    from handler import decode
     from handler.options import Options
     from handler.parallel import SERIAL, StripPool
     from handler.pipeline import remove_background
@@ -82,7 +87,7 @@ def _load(implementation: str):
         result = remove_background(data, options[refine], segmenter=segmenter, max_pixels=settings.max_input_pixels, strips=pool)
         return result.data, result.stage_seconds
 
-    return cut_out, segmenter.run
+    return cut_out, segmenter.run, lambda data: decode.decode(data, max_pixels=settings.max_input_pixels)
 
 
 def _cold(implementation: str) -> None:
@@ -110,12 +115,18 @@ def _time_model(run_model, runs: int) -> list[float]:
 
 
 def _serve(implementation: str) -> None:
-    cut_out, run_model = _load(implementation)
+    cut_out, run_model, decode = _load(implementation)
     print("ready", flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         if "infer" in request:  # the floor, timed in the same process as the photos around it
             print(json.dumps({"seconds": _time_model(run_model, request["infer"])}), flush=True)
+            continue
+        if "decode" in request:  # the photo's full-size decode alone, as the cut-out decodes it
+            data = Path(request["decode"]).read_bytes()
+            started = time.perf_counter()
+            decode(data)
+            print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
             continue
         data = Path(request["photo"]).read_bytes()
         started = time.perf_counter()
@@ -127,13 +138,13 @@ def _serve(implementation: str) -> None:
 
 
 def _once(implementation: str, photo: str) -> None:
-    cut_out, _ = _load(implementation)
+    cut_out, _, _ = _load(implementation)
     output, _ = cut_out(Path(photo).read_bytes(), True, False)
     print(json.dumps({"bytes": len(output), "peak_rss_mb": peak_rss_mb()}))
 
 
 def _infer(implementation: str, runs: int) -> None:
-    _, run_model = _load(implementation)
+    _, run_model, _ = _load(implementation)
     print(json.dumps({"seconds": _time_model(run_model, runs)}))
 
 
