@@ -180,7 +180,7 @@ def remove_background(
     if refine_edges:
         stopwatch.lap("refinement")
     if clean_colours:
-        rgb = refine.foreground_colours(rgb, mask, guide, strips=strips)
+        rgb = refine.foreground_colours(rgb, mask, guide, strips=strips, in_place=True)  # rgb is the decode's own copy
         stopwatch.lap("colour clean-up")
     if source_alpha is not None:
         mask = imaging.combine_alpha(mask, source_alpha)

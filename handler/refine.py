@@ -377,9 +377,11 @@ def _unmix(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, backgro
     return unmixed
 
 
-def _recoloured_rows(rows: slice, rgb: np.ndarray, alpha: np.ndarray, means: np.ndarray, grid: _Grid) -> np.ndarray:
-    """Rows of the photo with the fringe's pixels unmixed from the sampled colour means."""
-    recoloured = rgb[rows].copy()
+def _recolour_rows(rows: slice, rgb: np.ndarray, alpha: np.ndarray, means: np.ndarray, grid: _Grid, out: np.ndarray) -> None:
+    """Write rows of the photo into ``out``, which may be ``rgb`` itself: the fringe's pixels
+    unmixed from the sampled colour means, the others as they are."""
+    if out is not rgb:
+        out[rows] = rgb[rows]
     flat = _unsure(alpha, rows)
     if flat.size:
         colours = _pixels(rgb, rows, flat).astype(np.float32)
@@ -388,11 +390,12 @@ def _recoloured_rows(rows: slice, rgb: np.ndarray, alpha: np.ndarray, means: np.
         unmixed = _unmix(colours, fringe_alpha, local[:, :3], local[:, 3:])
         np.clip(unmixed, 0.0, 255.0, out=unmixed)
         # Each pixel as one 3-byte scalar: three times faster to scatter than rows of three
-        recoloured.reshape(-1, 3).view("V3").ravel()[flat] = np.rint(unmixed, out=unmixed).astype(np.uint8).view("V3").ravel()
-    return recoloured
+        out[rows].reshape(-1, 3).view("V3").ravel()[flat] = np.rint(unmixed, out=unmixed).astype(np.uint8).view("V3").ravel()
 
 
-def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL) -> np.ndarray:
+def foreground_colours(
+    rgb: np.ndarray, alpha: np.ndarray, guide: Guide, *, strips: StripPool = SERIAL, in_place: bool = False
+) -> np.ndarray:
     """The photo with semi-transparent pixels recoloured to their estimated foreground.
 
     Approximate fast foreground colour estimation (Forte & Pitié 2020): blur-fusion means
@@ -406,7 +409,9 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: Guide, *, stri
     :param alpha: HxW uint8 alpha of the cut-out.
     :param guide: ``working_photo`` of the photo.
     :param strips: the pool that runs the full-resolution strips.
-    :return: a new HxWx3 uint8 array.
+    :param in_place: recolour ``rgb`` itself (each strip reads only its own rows), where a new
+        array would add its size to the pipeline's peak: 36 MB at 12 MP.
+    :return: a new HxWx3 uint8 array, or ``rgb`` itself where ``in_place`` or no pixel is in the fringe.
     """
     if not ((alpha > BAND[0]) & (alpha < BAND[1])).any():
         return rgb
@@ -420,10 +425,8 @@ def foreground_colours(rgb: np.ndarray, alpha: np.ndarray, guide: Guide, *, stri
         background = mean_background
     means = np.concatenate([mean_foreground, mean_background], axis=-1) * np.float32(255.0)  # to the photo's units
     grid = _Grid.between(means.shape[:2], alpha.shape)
-    result = np.empty_like(rgb)
-
-    def recolour_strip(rows: slice) -> None:
-        result[rows] = _recoloured_rows(rows, rgb, alpha, means, grid)
-
-    strips.over_rows(recolour_strip, alpha.shape[0], strip_rows(alpha.shape[1], STRIP_ROWS))
+    result = rgb if in_place else np.empty_like(rgb)
+    strips.over_rows(
+        lambda rows: _recolour_rows(rows, rgb, alpha, means, grid, result), alpha.shape[0], strip_rows(alpha.shape[1], STRIP_ROWS)
+    )
     return result

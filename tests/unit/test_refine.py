@@ -9,6 +9,7 @@ from PIL import Image, ImageFilter
 
 from handler import imaging, refine
 from handler.options import Options
+from handler.parallel import StripPool
 from handler.pipeline import remove_background, shape_mask
 from handler.segmenter import upsample
 
@@ -165,6 +166,21 @@ def test_strips_do_not_change_the_result(monkeypatch):
     stripped = refine.refine_mask(mask, guide(rgb)), refine.foreground_colours(rgb, alpha, guide(rgb))
 
     assert np.array_equal(whole[0], stripped[0]) and np.array_equal(whole[1], stripped[1])
+
+
+def test_colour_clean_up_in_place_recolours_the_photo_itself_to_the_same_pixels():
+    # The pipeline recolours its decoded photo in place, so that no second 36 MB copy of a
+    # 12 MP photo lifts the peak; each strip reads only its own rows, so this may not change a pixel.
+    rgb = np.asarray(example_photo("astronaut").resize((640, 640)))
+    alpha = coarse_mask(disc_scene((640, 640))[1])
+    expected = refine.foreground_colours(rgb, alpha, guide(rgb))
+    photo = rgb.copy()
+
+    recoloured = refine.foreground_colours(photo, alpha, guide(rgb), strips=StripPool(3), in_place=True)
+
+    assert recoloured is photo
+    assert not np.array_equal(photo, rgb)  # there was a fringe to recolour
+    assert np.array_equal(photo, expected)
 
 
 def fringe_halo(composite: np.ndarray, alpha: np.ndarray) -> float:
