@@ -314,6 +314,7 @@ def checks(results: dict) -> dict:
 
 
 def verdict(check: dict) -> str:
+    """How a target reads in the report: ok, MISSED, or MISSED and out of reach where its floor alone is over the limit."""
     if check["ok"]:
         return "ok"
     return "MISSED" if check.get("within_reach", True) else f"MISSED, out of reach (floor {check['floor']:.2f})"
